@@ -1,0 +1,98 @@
+"""Settings: the safe defaults and the loading order (defaults < instance file < env < overrides).
+
+Secrets never have a real default here: the secret key is generated into instance/ on first start.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ENV_PREFIX = "LTI_PROCTOR"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Defaults:
+    """Embedded defaults: SQLite under instance/, sandbox proctoring, safe timeouts."""
+
+    BASE_URL = "http://127.0.0.1:5000"
+    DATABASE_URL: str | None = None  # None -> sqlite file under instance/
+    SECRET_KEY: str | None = None  # None -> generated into instance/secret_key
+    REDIS_URL: str | None = None  # None -> the database serves as the shared store
+    AUTO_SETUP = True  # create tables and the first tool key on start
+    PRODUCTION = False
+
+    # Cookies: LTI pages live in LMS iframes, so cookies must be SameSite=None; Secure.
+    # DEV_INSECURE_COOKIES lets plain http on localhost work (demo, tests); never in production.
+    DEV_INSECURE_COOKIES = False
+
+    LTI_LEEWAY_S = 30  # clock skew allowed on exp/iat
+    LTI_NONCE_TTL_S = 900  # how long an issued nonce may wait for its launch
+    LTI_STATE_TTL_S = 900
+    LTI_JWKS_CACHE_S = 3600  # platform key sets are refetched after this, or on an unknown kid
+    LTI_HTTP_TIMEOUT_S = 5.0
+    LTI_KEY_GRACE_DAYS = 7  # a rotated-out tool key stays published this long
+
+    PROCTOR_TIMEOUT_S = 10
+    PROCTOR_PROFILES_DIR = str(PROJECT_ROOT / "configs" / "profiles")
+    PROCTOR_DEFAULT_PROFILE = "standard"
+
+    TRUSTEXAM_API_BASE = "https://api.trustexam.ai/api"
+    TRUSTEXAM_API_KEY: str | None = None
+    TRUSTEXAM_SDK_URL = "https://cdn.trustexam.ai/extension/app.js"
+    TRUSTEXAM_REPORT_BASE = "https://trust-rating.trustexam.ai/api/v1"
+    TRUSTEXAM_REPORT_API_KEY: str | None = None  # defaults to TRUSTEXAM_API_KEY
+    TRUSTEXAM_AUTH_MODE = "header"
+    # None -> on when no real API key is configured and not in production.
+    SANDBOX_PROCTORING: bool | None = None
+    SANDBOX_LMS = False
+
+    OUTBOX_MAX_ATTEMPTS = 8
+    OUTBOX_BASE_DELAY_S = 30
+    OUTBOX_STALL_AFTER_S = 300
+    OUTBOX_EMBEDDED_WORKER = False  # the demo and the embedded server run one worker thread
+
+
+def load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:
+    """Fill app.config in the documented order and derive the computed settings."""
+    app.config.from_object(Defaults)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env(ENV_PREFIX)
+    if overrides:
+        app.config.update(overrides)
+    _derive(app)
+
+
+def _derive(app: Flask) -> None:
+    cfg = app.config
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not cfg.get("SQLALCHEMY_DATABASE_URI"):
+        cfg["SQLALCHEMY_DATABASE_URI"] = cfg.get("DATABASE_URL") or (
+            f"sqlite:///{instance / 'lti_proctor.sqlite3'}"
+        )
+    if not cfg.get("SECRET_KEY"):
+        cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    cfg["BASE_URL"] = str(cfg["BASE_URL"]).rstrip("/")
+    if not cfg.get("TRUSTEXAM_REPORT_API_KEY"):
+        cfg["TRUSTEXAM_REPORT_API_KEY"] = cfg.get("TRUSTEXAM_API_KEY")
+    if cfg.get("SANDBOX_PROCTORING") is None:
+        cfg["SANDBOX_PROCTORING"] = not cfg.get("TRUSTEXAM_API_KEY") and not cfg["PRODUCTION"]
+    insecure = bool(cfg["DEV_INSECURE_COOKIES"])
+    cfg["SESSION_COOKIE_SAMESITE"] = "Lax" if insecure else "None"
+    cfg["SESSION_COOKIE_SECURE"] = not insecure
+    cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+
+
+def _instance_secret(path: Path) -> str:
+    """Read the instance secret, creating it (mode 0600) on first start."""
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(value)
+    return value

@@ -1,0 +1,1 @@
+"""The proctoring service's API (TrustExam external sessions, AI reports); no database access."""

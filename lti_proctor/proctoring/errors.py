@@ -1,0 +1,42 @@
+"""Errors from the proctoring service, split by whether a retry can help.
+
+ProviderError(status, request_id)
+  ProviderUnavailableError   timeouts, connection errors, 5xx, 429 -> retryable
+  ProviderRejectedError      other 4xx, unreadable answers -> permanent, needs an admin
+ProfileError                 a profile file is invalid (names the file and the key)
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """The proctoring service could not do what we asked."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+        self.status = status
+        self.request_id = request_id
+        self.retry_after_s = retry_after_s
+
+
+class ProviderUnavailableError(ProviderError):
+    """The proctoring service is unreachable or overloaded; try again later."""
+
+
+class ProviderRejectedError(ProviderError):
+    """The proctoring service refused the request; retrying will not help."""
+
+
+class ProfileError(Exception):
+    """A proctoring profile file is invalid."""
+
+    def __init__(self, path: str, key: str, problem: str) -> None:
+        super().__init__(f"{path}: {key}: {problem}")
+        self.path, self.key, self.problem = path, key, problem

@@ -1,0 +1,95 @@
+"""Plain values we send to the proctoring service and get back from it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Application = Literal["browser", "tray", "desktop"]
+StartProof = Literal["webhook", "sdk"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A proctoring profile: the service settings plus the tool's own rules for an exam."""
+
+    name: str
+    proctoring_settings: Mapping[str, Any]
+    application: Application = "browser"
+    start_proof: StartProof = "webhook"  # what counts as started: the service's webhook or the SDK
+    protector_text_color: str = "#1f2937"
+    review_threshold: int = 50  # risk at or above this -> PendingManual (a person reviews)
+    score_maximum: int = 100
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """What we ask the service to upsert for one proctored attempt."""
+
+    assignment_external_id: str
+    assignment_name: str
+    student_external_id: str
+    student_name: str
+    attempt_id: str
+    profile: Profile
+    webhook_start_url: str
+    webhook_finish_url: str
+    webhook_secret: str
+    external_url: str | None = None
+    exit_url: str | None = None
+    student_firstname: str | None = None
+    student_lastname: str | None = None
+    student_email: str | None = None
+    group_external_id: str | None = None
+    group_name: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """The service's answer to a session upsert (the raw body is kept)."""
+
+    token: str
+    report_url: str | None
+    session_url: str | None
+    session_id: str | None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One kind of violation and how often it happened."""
+
+    type: str
+    count: int = 1
+    severity: str | None = None
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event on the attempt timeline."""
+
+    at: str | None
+    action_type: str
+    is_warning: bool = False
+    description: str | None = None
+    offset_sec: float | None = None
+
+
+@dataclass(frozen=True)
+class AttemptReport:
+    """The AI attempt report, parsed defensively; risk_source says where risk_score came from."""
+
+    risk_score: float | None
+    risk_source: Literal["overall_risk_score", "credibility", "none"]
+    risk_level: str | None
+    summary: str | None
+    violations: tuple[Violation, ...]
+    timeline: tuple[TimelineEntry, ...]
+    recommendations: tuple[str, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def violation_count(self) -> int:
+        """Total number of violations across kinds."""
+        return sum(v.count for v in self.violations)

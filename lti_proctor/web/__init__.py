@@ -1,0 +1,12 @@
+"""Every route of the tool: one blueprint per file, registered by register_blueprints()."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    """Attach every blueprint of the tool to app."""
+    from lti_proctor.web import errors
+
+    errors.init_app(app)

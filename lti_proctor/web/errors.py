@@ -1,0 +1,58 @@
+"""The one place that maps exceptions to responses: HTML pages for people, short text for APIs."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from lti_proctor.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+def wants_text() -> bool:
+    """True for webhook and API routes, which never render HTML."""
+    return request.path.startswith(("/webhooks/", "/api/")) or request.accept_mimetypes.best == (
+        "application/json"
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Install the error handlers."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        if wants_text():
+            return {"error": exc.name.lower().replace(" ", "_")}, exc.code or 500
+        return (
+            render_template(
+                "errors/generic.html",
+                title=exc.name,
+                message=exc.description,
+                code=f"http.{exc.code}",
+                request_id=uuid.uuid4().hex[:12],
+            ),
+            exc.code or 500,
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        request_id = uuid.uuid4().hex[:12]
+        db.session.rollback()
+        log.exception("unexpected error request_id=%s", request_id)
+        if wants_text():
+            return {"error": "internal", "request_id": request_id}, 500
+        return (
+            render_template(
+                "errors/generic.html",
+                title="Something went wrong",
+                message="The tool hit an unexpected problem. Try again; if it persists, "
+                "give your administrator the request id below.",
+                code="internal",
+                request_id=request_id,
+            ),
+            500,
+        )

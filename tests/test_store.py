@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+
+from lti_proctor.extensions import db
+from lti_proctor.store import DatabaseStore, RedisStore, SharedStore
+from tests.conftest import REDIS_URL, redis_available
+
+
+@pytest.fixture(params=["database", "redis"])
+def store(request: pytest.FixtureRequest, app: Flask) -> SharedStore:
+    if request.param == "redis":
+        if not redis_available():
+            pytest.skip(f"Redis not reachable at {REDIS_URL}: Redis store run skipped")
+        return RedisStore(REDIS_URL, prefix=f"lp-test:{uuid.uuid4().hex}:")
+    with app.app_context():
+        return DatabaseStore(db.engine)
+
+
+def test_add_stores_only_once(store: SharedStore) -> None:
+    assert store.add("nonce:abc", "1", 60) is True
+    assert store.add("nonce:abc", "2", 60) is False
+    assert store.get("nonce:abc") == "1"
+
+
+def test_pop_hands_the_value_to_one_caller_only(store: SharedStore) -> None:
+    store.set("k", "v", 60)
+    assert store.pop("k") == "v"
+    assert store.pop("k") is None
+    assert store.get("k") is None
+
+
+def test_expired_value_is_gone_and_key_reusable(store: SharedStore) -> None:
+    store.set("short", "x", 0.05)
+    import time
+
+    time.sleep(0.2)
+    assert store.get("short") is None
+    assert store.pop("short") is None
+    assert store.add("short", "y", 60) is True
+
+
+def test_set_replaces_and_delete_removes(store: SharedStore) -> None:
+    store.set("k", "a", 60)
+    store.set("k", "b", 60)
+    assert store.get("k") == "b"
+    store.delete("k")
+    assert store.get("k") is None
+
+
+def test_app_uses_redis_store_when_configured(app: Flask) -> None:
+    from lti_proctor.store import get_store
+
+    with app.app_context():
+        expected: Callable[..., object] = (
+            RedisStore if app.config.get("REDIS_URL") else DatabaseStore
+        )
+        assert isinstance(get_store(), expected)
