@@ -29,6 +29,8 @@ class ProviderError(Exception):
 class ProviderUnavailableError(ProviderError):
     """The proctoring service is unreachable or overloaded; try again later."""
 
+    retryable = True  # the outbox worker retries any exception that says so
+
 
 class ProviderRejectedError(ProviderError):
     """The proctoring service refused the request; retrying will not help."""
