@@ -49,22 +49,41 @@ class Defaults:
     TRUSTEXAM_AUTH_MODE = "header"
     # None -> on when no real API key is configured and not in production.
     SANDBOX_PROCTORING: bool | None = None
+    SANDBOX_PROCTORING_ALLOW_PRODUCTION = False  # sandbox/policy.py refuses it in PRODUCTION
     SANDBOX_LMS = False
 
     OUTBOX_MAX_ATTEMPTS = 8
     OUTBOX_BASE_DELAY_S = 30
     OUTBOX_STALL_AFTER_S = 300
     OUTBOX_EMBEDDED_WORKER = False  # the demo and the embedded server run one worker thread
+    OUTBOX_EMBEDDED_WORKER_IN_TESTS = False  # under TESTING the thread starts only if this is on
+    OUTBOX_MAX_DELAY_S = 3600  # backoff never waits longer (unless the LMS asks, Retry-After)
+    OUTBOX_POLL_INTERVAL_S = 1.0  # an idle worker looks for due jobs this often
+
+
+class ConfigError(Exception):
+    """The instance config file could not be loaded."""
 
 
 def load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:
     """Fill app.config in the documented order and derive the computed settings."""
     app.config.from_object(Defaults)
-    app.config.from_pyfile("config.py", silent=True)
+    _load_instance_file(app)
     app.config.from_prefixed_env(ENV_PREFIX)
     if overrides:
         app.config.update(overrides)
     _derive(app)
+
+
+def _load_instance_file(app: Flask) -> None:
+    """Read instance/config.py when present; a broken file is a ConfigError naming it."""
+    path = Path(app.instance_path) / "config.py"
+    try:
+        app.config.from_pyfile("config.py", silent=True)
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot load the instance config file {path}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _derive(app: Flask) -> None:
