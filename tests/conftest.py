@@ -130,3 +130,12 @@ def http() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_passthru(LOOPBACK)
         yield mock
+
+
+@pytest.fixture
+def lti_platform(app: Flask, client: FlaskClient, http: responses.RequestsMock) -> Any:
+    """A registered Moodle-shaped platform serving its JWKS through `http`; mints real launches
+    through the test client (tests/launches.py LaunchBuilder: .launch(), .login(), .claims())."""
+    from tests.launches import LaunchBuilder
+
+    return LaunchBuilder(app, client, http)

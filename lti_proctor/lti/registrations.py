@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pylti1p3.deployment import Deployment as LtiDeployment
+from pylti1p3.registration import Registration
+from pylti1p3.request import Request
+from pylti1p3.tool_config.abstract import ToolConfAbstract
 from sqlalchemy import (
     Boolean,
     DateTime,
@@ -11,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -61,3 +66,98 @@ class Deployment(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
 
     platform: Mapped[Platform] = relationship(back_populates="deployments")
+
+
+class DbToolConf(ToolConfAbstract[Request]):
+    """pylti1p3 ToolConf reading registrations from the database; one issuer, many client_ids."""
+
+    def __init__(
+        self, *, tool_private_key: str | None = None, tool_public_key: str | None = None
+    ) -> None:
+        # The base class keeps a class-level dict; each instance gets its own.
+        self.issuers_relation_types = {}
+        self._private_key = tool_private_key
+        self._public_key = tool_public_key
+
+    def check_iss_has_one_client(self, iss: str) -> bool:
+        """Never: registrations are always looked up by issuer and client_id."""
+        return False
+
+    def check_iss_has_many_clients(self, iss: str) -> bool:
+        """Always: an issuer may have several client_ids."""
+        return True
+
+    def find_platforms(self, iss: str) -> list[Platform]:
+        """Every registration of an issuer."""
+        return list(db.session.scalars(select(Platform).where(Platform.issuer == iss)))
+
+    def get_platform(self, iss: str, client_id: str | None) -> Platform | None:
+        """The registration of (issuer, client_id); without client_id, the issuer's only one."""
+        platforms = self.find_platforms(iss)
+        if client_id is None:
+            return platforms[0] if len(platforms) == 1 else None
+        return next((p for p in platforms if p.client_id == client_id), None)
+
+    def get_platform_by_id(self, platform_id: int) -> Platform | None:
+        """The registration with this primary key."""
+        platform: Platform | None = db.session.get(Platform, platform_id)
+        return platform
+
+    def get_deployment(self, platform: Platform, deployment_id: str) -> Deployment | None:
+        """The platform's deployment row with this id, active or not."""
+        return db.session.scalars(
+            select(Deployment).where(
+                Deployment.platform_id == platform.id,
+                Deployment.deployment_id == deployment_id,
+            )
+        ).first()
+
+    def registration_for(self, platform: Platform) -> Registration:
+        """The pylti1p3 Registration of a platform row (with the tool's key when given)."""
+        reg = (
+            Registration()
+            .set_issuer(platform.issuer)
+            .set_client_id(platform.client_id)
+            .set_auth_login_url(platform.auth_login_url)
+            .set_auth_token_url(platform.auth_token_url)
+            .set_key_set_url(platform.key_set_url)
+        )
+        if platform.auth_audience:
+            reg.set_auth_audience(platform.auth_audience)
+        if self._private_key:
+            reg.set_tool_private_key(self._private_key)
+        if self._public_key:
+            reg.set_tool_public_key(self._public_key)
+        return reg
+
+    def find_registration_by_issuer(  # type: ignore[override]
+        self, iss: str, *args: object, **kwargs: object
+    ) -> Registration | None:
+        """The issuer's registration when it has exactly one client_id."""
+        platform = self.get_platform(iss, None)
+        return self.registration_for(platform) if platform else None
+
+    def find_registration_by_params(  # type: ignore[override]
+        self, iss: str, client_id: str, *args: object, **kwargs: object
+    ) -> Registration | None:
+        """The registration of (issuer, client_id)."""
+        platform = self.get_platform(iss, client_id)
+        return self.registration_for(platform) if platform else None
+
+    def find_deployment(self, iss: str, deployment_id: str) -> LtiDeployment | None:
+        """The active deployment of the issuer's only registration."""
+        platform = self.get_platform(iss, None)
+        return self._active(platform, deployment_id) if platform else None
+
+    def find_deployment_by_params(
+        self, iss: str, deployment_id: str, client_id: str, *args: object, **kwargs: object
+    ) -> LtiDeployment | None:
+        """The active deployment of (issuer, client_id, deployment_id)."""
+        platform = self.get_platform(iss, client_id)
+        return self._active(platform, deployment_id) if platform else None
+
+    def _active(self, platform: Platform, deployment_id: str) -> LtiDeployment | None:
+        row = self.get_deployment(platform, deployment_id)
+        if row is None or not row.active:
+            return None
+        return LtiDeployment().set_deployment_id(row.deployment_id)

@@ -1,0 +1,250 @@
+"""Launch errors: why an LTI login or launch was refused, as a reason code and a plain sentence.
+
+Owns the LaunchReason codes, their pages' wording and HTTP status, and the one mapping of
+pylti1p3's free-text exceptions to a reason. Renders nothing: web/ turns a LaunchError into a page.
+
+```
+Exception
+  LaunchError(reason, detail)     -> errors/launch.html, 400 (403 for policy refusals)
+      reason: LaunchReason        launch.state_missing, launch.nonce_replayed, ...
+      detail: str | None          which claim, kid or parameter; never a token or a secret
+```
+
+pylti1p3 raises one LtiException (and OIDCException at login) with free text;
+classify_lti_exception() maps that text to a LaunchError, with launch.invalid as the catch-all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+_MAX_DETAIL = 120
+
+
+class LaunchReason(StrEnum):
+    """Reason codes of refused logins and launches; the value is what pages and logs show."""
+
+    LOGIN_INVALID = "launch.login_invalid"
+    PLATFORM_REFUSED = "launch.platform_refused"
+    STATE_MISSING = "launch.state_missing"
+    STATE_MISMATCH = "launch.state_mismatch"
+    NONCE_INVALID = "launch.nonce_invalid"
+    NONCE_REPLAYED = "launch.nonce_replayed"
+    TOKEN_INVALID = "launch.token_invalid"
+    ALGORITHM_NOT_ALLOWED = "launch.algorithm_not_allowed"
+    KID_UNKNOWN = "launch.kid_unknown"
+    JWKS_UNAVAILABLE = "launch.jwks_unavailable"
+    SIGNATURE_INVALID = "launch.signature_invalid"
+    TOKEN_EXPIRED = "launch.token_expired"
+    TOKEN_NOT_YET_VALID = "launch.token_not_yet_valid"
+    AUDIENCE_INVALID = "launch.audience_invalid"
+    REGISTRATION_UNKNOWN = "launch.registration_unknown"
+    DEPLOYMENT_UNKNOWN = "launch.deployment_unknown"
+    DEPLOYMENT_INACTIVE = "launch.deployment_inactive"
+    MESSAGE_UNSUPPORTED = "launch.message_unsupported"
+    VERSION_UNSUPPORTED = "launch.version_unsupported"
+    CLAIM_MISSING = "launch.claim_missing"
+    CLAIM_INVALID = "launch.claim_invalid"
+    ROLE_NOT_ALLOWED = "launch.role_not_allowed"
+    INVALID = "launch.invalid"
+
+
+@dataclass(frozen=True)
+class ReasonText:
+    """What a page says about a reason: what happened, and what the reader can do next."""
+
+    what: str
+    next_step: str
+    status: int = 400
+
+
+_RETRY = "Go back to the course and open the activity again."
+_ADMIN = "If it happens again, give your LMS administrator the reason code and request id below."
+_CONFIG = (
+    "This is a configuration problem: your LMS administrator needs to check the tool's "
+    "registration, using the reason code below."
+)
+
+REASON_TEXT: dict[LaunchReason, ReasonText] = {
+    LaunchReason.LOGIN_INVALID: ReasonText(
+        "The LMS started the login without the issuer or login hint the tool needs.", _CONFIG
+    ),
+    LaunchReason.PLATFORM_REFUSED: ReasonText(
+        "The LMS refused to complete the login and sent an error back instead of a launch.",
+        _RETRY + " " + _ADMIN,
+    ),
+    LaunchReason.STATE_MISSING: ReasonText(
+        "Your browser did not send back the cookie the tool set when the launch began; "
+        "browsers that block third-party cookies in frames do this.",
+        "Open the activity in a new window or tab, or allow cookies for this tool, and try again.",
+    ),
+    LaunchReason.STATE_MISMATCH: ReasonText(
+        "The launch did not match the login your browser started, so it was refused.",
+        _RETRY + " " + _ADMIN,
+    ),
+    LaunchReason.NONCE_INVALID: ReasonText(
+        "The launch was not started by this tool's login, or it waited too long.",
+        _RETRY,
+    ),
+    LaunchReason.NONCE_REPLAYED: ReasonText(
+        "This launch was already used once, and a launch can be used only once.",
+        _RETRY + " Do not reload or resubmit the launch page.",
+    ),
+    LaunchReason.TOKEN_INVALID: ReasonText(
+        "The LMS sent a launch the tool could not read.", _RETRY + " " + _ADMIN
+    ),
+    LaunchReason.ALGORITHM_NOT_ALLOWED: ReasonText(
+        "The launch was signed with an algorithm the tool does not accept (only RS256).", _CONFIG
+    ),
+    LaunchReason.KID_UNKNOWN: ReasonText(
+        "The launch was signed with a key the LMS does not publish.", _CONFIG
+    ),
+    LaunchReason.JWKS_UNAVAILABLE: ReasonText(
+        "The tool could not fetch the LMS's public keys to check the launch.",
+        "Try again in a few minutes. " + _ADMIN,
+    ),
+    LaunchReason.SIGNATURE_INVALID: ReasonText(
+        "The launch's signature does not match the LMS's keys.", _CONFIG
+    ),
+    LaunchReason.TOKEN_EXPIRED: ReasonText(
+        "The launch expired before it reached the tool.",
+        _RETRY + " If it keeps happening, the LMS server's clock may be wrong.",
+    ),
+    LaunchReason.TOKEN_NOT_YET_VALID: ReasonText(
+        "The launch says it was issued in the future, so the LMS's clock and the tool's disagree.",
+        "Your LMS administrator should check the LMS server's clock. " + _ADMIN,
+    ),
+    LaunchReason.AUDIENCE_INVALID: ReasonText(
+        "The launch was meant for a different tool registration than the one that logged in.",
+        _CONFIG,
+    ),
+    LaunchReason.REGISTRATION_UNKNOWN: ReasonText(
+        "This LMS (issuer and client id) is not registered with the tool.", _CONFIG
+    ),
+    LaunchReason.DEPLOYMENT_UNKNOWN: ReasonText(
+        "This deployment of the tool is not registered with the tool.", _CONFIG
+    ),
+    LaunchReason.DEPLOYMENT_INACTIVE: ReasonText(
+        "This deployment of the tool has been switched off by an administrator.",
+        "Ask your instructor or LMS administrator; the tool is not available for this course.",
+        status=403,
+    ),
+    LaunchReason.MESSAGE_UNSUPPORTED: ReasonText(
+        "The LMS sent a kind of LTI message this tool does not handle.", _CONFIG
+    ),
+    LaunchReason.VERSION_UNSUPPORTED: ReasonText(
+        "The LMS sent a launch for an LTI version other than 1.3.0.", _CONFIG
+    ),
+    LaunchReason.CLAIM_MISSING: ReasonText("The launch lacks information the tool needs.", _CONFIG),
+    LaunchReason.CLAIM_INVALID: ReasonText(
+        "The launch carries information in a shape the tool cannot use.", _CONFIG
+    ),
+    LaunchReason.ROLE_NOT_ALLOWED: ReasonText(
+        "Your role in this course does not give access to this page.",
+        "Ask your instructor if you think you should have access.",
+        status=403,
+    ),
+    LaunchReason.INVALID: ReasonText("The launch could not be accepted.", _RETRY + " " + _ADMIN),
+}
+
+
+class LaunchError(Exception):
+    """The LTI login or launch was refused."""
+
+    def __init__(self, reason: LaunchReason, detail: str | None = None) -> None:
+        self.reason = reason
+        self.detail = _clip(detail)
+        super().__init__(f"{reason.value}: {self.detail}" if self.detail else reason.value)
+
+    @property
+    def text(self) -> ReasonText:
+        """The page wording and HTTP status of this refusal."""
+        return REASON_TEXT[self.reason]
+
+    @property
+    def status(self) -> int:
+        """HTTP status: 403 for policy refusals, 400 otherwise."""
+        return self.text.status
+
+
+def claim_missing(name: str) -> LaunchError:
+    """A LaunchError naming the claim the launch lacks."""
+    return LaunchError(LaunchReason.CLAIM_MISSING, f"missing claim: {name}")
+
+
+def claim_invalid(name: str) -> LaunchError:
+    """A LaunchError naming the claim whose value has the wrong shape."""
+    return LaunchError(LaunchReason.CLAIM_INVALID, f"invalid claim: {name}")
+
+
+def _clip(detail: str | None) -> str | None:
+    """Details can echo request values: keep them short and on one line."""
+    if detail is None:
+        return None
+    flat = " ".join(detail.split())
+    return flat if len(flat) <= _MAX_DETAIL else flat[: _MAX_DETAIL - 1] + "…"
+
+
+# pylti1p3 message text (a substring, matched in order) -> reason and what to show as detail.
+_LTI_TEXT: tuple[tuple[str, LaunchReason, str | None], ...] = (
+    ("Could not find issuer", LaunchReason.LOGIN_INVALID, "missing login parameter: iss"),
+    (
+        "Could not find login hint",
+        LaunchReason.LOGIN_INVALID,
+        "missing login parameter: login_hint",
+    ),
+    ("Could not find registration details", LaunchReason.REGISTRATION_UNKNOWN, None),
+    ("Registration not found", LaunchReason.REGISTRATION_UNKNOWN, None),
+    ("Client id not registered", LaunchReason.REGISTRATION_UNKNOWN, None),
+    ("Missing state param", LaunchReason.STATE_MISMATCH, "no state in the launch"),
+    ("State not found", LaunchReason.STATE_MISSING, None),
+    ("Invalid Nonce", LaunchReason.NONCE_INVALID, None),
+    ('"nonce" is empty', LaunchReason.CLAIM_MISSING, "missing claim: nonce"),
+    ('"iss" is empty', LaunchReason.CLAIM_MISSING, "missing claim: iss"),
+    ("Missing id_token", LaunchReason.TOKEN_INVALID, "no id_token in the launch"),
+    ("JWT must contain 3 parts", LaunchReason.TOKEN_INVALID, "id_token is not a JWT"),
+    ("Invalid JWT format", LaunchReason.TOKEN_INVALID, "id_token cannot be decoded"),
+    ("JWT KID not found", LaunchReason.KID_UNKNOWN, "no kid in the token header"),
+    ("Unable to find public key", LaunchReason.KID_UNKNOWN, None),
+    ("JWT ALG not found", LaunchReason.ALGORITHM_NOT_ALLOWED, "no alg in the token header"),
+    ("Signature has expired", LaunchReason.TOKEN_EXPIRED, None),
+    ("not yet valid", LaunchReason.TOKEN_NOT_YET_VALID, None),
+    ("Signature verification failed", LaunchReason.SIGNATURE_INVALID, None),
+    ("Invalid audience", LaunchReason.AUDIENCE_INVALID, None),
+    ("Can't decode id_token", LaunchReason.TOKEN_INVALID, None),
+    ("Error during fetch URL", LaunchReason.JWKS_UNAVAILABLE, None),
+    ("Invalid response from", LaunchReason.JWKS_UNAVAILABLE, None),
+    ("Unable to find deployment", LaunchReason.DEPLOYMENT_UNKNOWN, None),
+    ("deployment_id is not set", LaunchReason.CLAIM_MISSING, "missing claim: deployment_id"),
+    ("Invalid message type", LaunchReason.CLAIM_MISSING, "missing claim: message_type"),
+    ("Unrecognized message type", LaunchReason.MESSAGE_UNSUPPORTED, None),
+    ("Must have a user (sub)", LaunchReason.CLAIM_MISSING, "missing claim: sub"),
+    ("Incorrect version", LaunchReason.VERSION_UNSUPPORTED, None),
+    ("Missing Roles Claim", LaunchReason.CLAIM_MISSING, "missing claim: roles"),
+    ("Missing Resource Link Id", LaunchReason.CLAIM_MISSING, "missing claim: resource_link.id"),
+    (
+        "Missing Deep Linking",
+        LaunchReason.CLAIM_MISSING,
+        "missing claim: deep_linking_settings",
+    ),
+    (
+        "Must support resource link placement types",
+        LaunchReason.CLAIM_INVALID,
+        "invalid claim: deep_linking_settings.accept_types",
+    ),
+    (
+        "Must support a presentation type",
+        LaunchReason.CLAIM_INVALID,
+        "invalid claim: deep_linking_settings.accept_presentation_document_targets",
+    ),
+)
+
+
+def classify_lti_exception(exc: Exception) -> LaunchError:
+    """Map a pylti1p3 LtiException/OIDCException to a LaunchError; launch.invalid if unknown."""
+    text = str(exc)
+    for needle, reason, detail in _LTI_TEXT:
+        if needle in text:
+            return LaunchError(reason, detail)
+    return LaunchError(LaunchReason.INVALID, f"{type(exc).__name__}")

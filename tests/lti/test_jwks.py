@@ -1,0 +1,107 @@
+"""The platform key-set cache: fetched with a timeout, kept in the shared store, refetched once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import responses
+from flask import Flask
+
+from lti_proctor.lti.errors import LaunchError, LaunchReason
+from lti_proctor.lti.jwks import KeySetCache
+from lti_proctor.store import get_store
+from tests.launches import platform_key
+
+JWKS_URL = "https://moodle.example.edu/mod/lti/certs.php"
+
+
+@pytest.fixture
+def cache(app: Flask) -> Iterator[KeySetCache]:
+    with app.app_context():
+        yield KeySetCache(get_store(), timeout_s=3.5, cache_s=600)
+
+
+def _calls(http: responses.RequestsMock) -> int:
+    return sum(1 for call in http.calls if call.request.url == JWKS_URL)
+
+
+def test_key_is_fetched_with_the_timeout_and_then_served_from_the_store(
+    app: Flask, cache: KeySetCache, http: responses.RequestsMock
+) -> None:
+    key = platform_key()
+    http.get(JWKS_URL, json={"keys": [key.public_jwk]})
+
+    first = cache.signing_key(JWKS_URL, key.kid)
+    with app.app_context():  # another worker: a new cache object on the same store
+        second = KeySetCache(get_store(), timeout_s=3.5, cache_s=600).signing_key(JWKS_URL, key.kid)
+
+    assert first.public_numbers() == key.private_key.public_key().public_numbers()
+    assert second.public_numbers() == first.public_numbers()
+    assert _calls(http) == 1
+    assert http.calls[0].request.req_kwargs["timeout"] == 3.5
+
+
+def test_unknown_kid_refetch_is_shared_across_workers(
+    app: Flask, cache: KeySetCache, http: responses.RequestsMock
+) -> None:
+    key = platform_key()
+    http.get(JWKS_URL, json={"keys": [key.public_jwk]})
+    cache.signing_key(JWKS_URL, key.kid)
+
+    with pytest.raises(LaunchError) as first:
+        cache.signing_key(JWKS_URL, "unknown")
+    with app.app_context(), pytest.raises(LaunchError) as other_worker:
+        KeySetCache(get_store(), timeout_s=1, cache_s=600).signing_key(JWKS_URL, "unknown-2")
+
+    assert first.value.reason is other_worker.value.reason is LaunchReason.KID_UNKNOWN
+    assert _calls(http) == 2
+
+
+@pytest.mark.parametrize(
+    "jwk_change",
+    [
+        {"kty": "oct", "k": "c2VjcmV0"},
+        {"alg": "RS512"},
+        {"use": "enc"},
+        {"n": 12345},
+    ],
+    ids=["symmetric-key", "other-alg", "encryption-key", "malformed"],
+)
+def test_keys_unfit_for_rs256_signatures_never_match(
+    cache: KeySetCache, http: responses.RequestsMock, jwk_change: dict[str, Any]
+) -> None:
+    key = platform_key()
+    http.get(JWKS_URL, json={"keys": [{**key.public_jwk, **jwk_change}]})
+
+    with pytest.raises(LaunchError) as refused:
+        cache.signing_key(JWKS_URL, key.kid)
+
+    assert refused.value.reason is LaunchReason.KID_UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 500, "body": "oops"},
+        {"status": 200, "body": "<html>login</html>"},
+        {"status": 200, "json": {"keys": "none"}},
+        {"status": 200, "json": ["not", "a", "key set"]},
+        {"body": requests.ConnectionError("refused")},
+        {"body": requests.Timeout("slow")},
+    ],
+    ids=["5xx", "not-json", "keys-not-a-list", "not-an-object", "connection-error", "timeout"],
+)
+def test_unusable_key_set_is_jwks_unavailable_and_not_cached(
+    cache: KeySetCache, http: responses.RequestsMock, answer: dict[str, Any]
+) -> None:
+    http.get(JWKS_URL, **answer)
+
+    for _ in range(2):
+        with pytest.raises(LaunchError) as refused:
+            cache.signing_key(JWKS_URL, "any")
+        assert refused.value.reason is LaunchReason.JWKS_UNAVAILABLE
+
+    assert _calls(http) == 2  # nothing bad was cached

@@ -1,0 +1,136 @@
+"""Third-party initiated login (/lti/login): the redirect to the platform, the state cookie, the
+nonce in the shared store, and refusals that store nothing."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import responses
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.conftest import TOOL_URL
+from tests.factories import make_platform
+from tests.launches import LaunchBuilder, nonce_pending, store_size
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("family", ["moodle", "canvas"])
+def test_login_redirects_to_the_platform_auth_url_with_the_oidc_parameters(
+    app: Flask, client: FlaskClient, http: responses.RequestsMock, family: str, method: str
+) -> None:
+    b = LaunchBuilder(app, client, http, family=family)
+    expected = b.fixture["auth_request"]
+
+    login = b.login(method=method)
+
+    assert login.response.status_code == 302
+    location = urlsplit(login.response.headers["Location"])
+    auth_url = "https://sso.canvaslms.com/api/lti/authorize_redirect"
+    if family == "moodle":
+        auth_url = "https://moodle.example.edu/mod/lti/auth.php"
+    assert f"{location.scheme}://{location.netloc}{location.path}" == auth_url
+    params = parse_qsl(location.query)
+    assert [name for name, _ in params] == list(expected)  # the names, in the LMS's order
+    sent = dict(params)
+    for name in ("scope", "response_type", "response_mode", "prompt", "client_id"):
+        assert sent[name] == expected[name]
+    assert sent["redirect_uri"] == TOOL_URL + "/lti/launch"
+    assert sent["login_hint"] == expected["login_hint"]
+    assert sent["lti_message_hint"] == expected["lti_message_hint"]  # passed back unchanged
+    assert sent["state"].startswith("state-") and len(sent["nonce"]) >= 32
+
+
+def test_login_sets_the_state_cookie_samesite_none_secure(builder_app: LaunchBuilder) -> None:
+    login = builder_app.login()
+
+    (cookie,) = login.response.headers.getlist("Set-Cookie")
+    assert cookie.startswith(f"lti1p3-{login.state}={login.state};")
+    for flag in ("Secure", "HttpOnly", "SameSite=None", "Path=/", "Max-Age=900"):
+        assert flag in cookie
+
+
+def test_login_with_dev_insecure_cookies_sets_a_lax_cookie_for_plain_http(
+    app: Flask, builder_app: LaunchBuilder
+) -> None:
+    app.config["DEV_INSECURE_COOKIES"] = True
+
+    login = builder_app.login()
+
+    (cookie,) = login.response.headers.getlist("Set-Cookie")
+    assert "SameSite=Lax" in cookie and "HttpOnly" in cookie
+    assert "Secure" not in cookie
+
+
+def test_login_records_its_nonce_in_the_shared_store(
+    app: Flask, builder_app: LaunchBuilder
+) -> None:
+    login = builder_app.login()
+    assert nonce_pending(app, login.nonce)
+
+
+def test_login_without_client_id_uses_the_issuers_only_registration(
+    builder_app: LaunchBuilder,
+) -> None:
+    login = builder_app.login(client_id=None)
+    assert login.response.status_code == 302
+    assert login.params["client_id"] == builder_app.client_id
+
+
+def test_login_picks_the_client_id_of_an_issuer_with_several(
+    app: Flask, builder_app: LaunchBuilder
+) -> None:
+    with app.app_context():
+        make_platform(client_id="second-client", deployments=["1"])
+
+    login = builder_app.login(client_id="second-client")
+
+    assert login.params["client_id"] == "second-client"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason", "shown"),
+    [
+        ({"iss": "https://lms.unknown.example"}, "launch.registration_unknown", "unknown issuer"),
+        ({"client_id": "not-registered"}, "launch.registration_unknown", "unknown client_id"),
+        ({"iss": None}, "launch.login_invalid", "missing login parameter: iss"),
+        ({"login_hint": None}, "launch.login_invalid", "missing login parameter: login_hint"),
+    ],
+    ids=["unknown-issuer", "unknown-client-id", "no-iss", "no-login-hint"],
+)
+def test_login_refusal_is_a_readable_page_and_stores_nothing(
+    app: Flask,
+    builder_app: LaunchBuilder,
+    overrides: dict[str, str | None],
+    reason: str,
+    shown: str,
+) -> None:
+    before = store_size(app)
+
+    login = builder_app.login(**overrides)
+
+    resp = login.response
+    assert resp.status_code == 400
+    page = resp.get_data(as_text=True)
+    assert f'<code class="reason">{reason}</code>' in page and shown in page
+    assert "Set-Cookie" not in resp.headers
+    assert store_size(app) == before
+
+
+def test_login_without_client_id_for_an_issuer_with_several_is_refused(
+    app: Flask, builder_app: LaunchBuilder
+) -> None:
+    with app.app_context():
+        make_platform(client_id="second-client", deployments=["1"])
+
+    resp = builder_app.login(client_id=None).response
+
+    assert resp.status_code == 400
+    assert "launch.registration_unknown" in resp.get_data(as_text=True)
+
+
+@pytest.fixture
+def builder_app(app: Flask, client: FlaskClient, http: responses.RequestsMock) -> LaunchBuilder:
+    """A registered Moodle platform."""
+    return LaunchBuilder(app, client, http)
