@@ -4,6 +4,8 @@ ProviderError(status, request_id)
   ProviderUnavailableError   timeouts, connection errors, 5xx, 429 -> retryable
   ProviderRejectedError      other 4xx, unreadable answers -> permanent, needs an admin
 ProfileError                 a profile file is invalid (names the file and the key)
+UnknownProfileError          an exam asked for a profile that does not exist
+WebhookAuthError             a webhook's secret is missing or wrong (never says which part)
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 class ProviderError(Exception):
     """The proctoring service could not do what we asked."""
+
+    retryable = False
 
     def __init__(
         self,
@@ -42,3 +46,20 @@ class ProfileError(Exception):
     def __init__(self, path: str, key: str, problem: str) -> None:
         super().__init__(f"{path}: {key}: {problem}")
         self.path, self.key, self.problem = path, key, problem
+
+
+class UnknownProfileError(Exception):
+    """The exam asks for a proctoring profile that does not exist."""
+
+    def __init__(self, name: str, known: tuple[str, ...] = ()) -> None:
+        listed = ", ".join(known) or "none"
+        super().__init__(f"unknown proctoring profile {name!r} (known: {listed})")
+        self.name, self.known = name, known
+
+
+class WebhookAuthError(Exception):
+    """The webhook's secret is missing or wrong."""
+
+    def __init__(self) -> None:
+        # One fixed message: the caller must not learn which part failed.
+        super().__init__((self.__doc__ or "").strip())

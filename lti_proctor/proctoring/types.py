@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 Application = Literal["browser", "tray", "desktop"]
 StartProof = Literal["webhook", "sdk"]
+EventKind = Literal["start", "finish"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,22 @@ class AttemptReport:
     def violation_count(self) -> int:
         """Total number of violations across kinds."""
         return sum(v.count for v in self.violations)
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """A start or finish webhook from the service, read defensively (the raw body is kept).
+
+    attempt_ref is our attempt id as echoed back; service_attempt_id is the service's own attempt
+    id (what the AI report asks for). Unknown statuses stay as sent; scores are not trusted here.
+    """
+
+    kind: EventKind
+    attempt_ref: str | None
+    service_attempt_id: str | None
+    status: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    occurred_at: datetime | None
+    report_url: str | None
+    raw: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,412 @@
+"""HTTP client for the proctoring service: session upsert and AI report, timeouts and retries.
+
+Only this module knows the service's URLs, auth header and answer shapes (trustexam-api.md §4.3,
+§4.4, §4.6). The API key travels in the X-Authorization header, never in a URL or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from lti_proctor.proctoring.errors import (
+    ProviderError,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+)
+from lti_proctor.proctoring.types import (
+    AttemptReport,
+    SessionRequest,
+    SessionResult,
+    TimelineEntry,
+    Violation,
+)
+from lti_proctor.proctoring.webhooks import ATTEMPT_FIELD, SECRET_HEADER, SECRET_QUERY, parse_time
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_BASE = "https://api.trustexam.ai/api"
+DEFAULT_REPORT_BASE = "https://trust-rating.trustexam.ai/api/v1"
+SESSION_PATH = "/external-session/assignment.json"
+REPORT_PATH = "/actions/reports/ai/{attempt_id}"
+AUTH_HEADER = "X-Authorization"
+USER_AGENT = "lti-proctor/0.1"
+NOT_READY = frozenset({202, 204, 404})  # the report is not ready yet (§4.6)
+EXCERPT_CHARS = 200
+AuthMode = Literal["header", "query"]
+_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+class ProctoringClient:
+    """Talks to the proctoring service (or the sandbox, which speaks the same contract)."""
+
+    def __init__(
+        self,
+        api_base: str,
+        api_key: str,
+        *,
+        report_base: str = DEFAULT_REPORT_BASE,
+        report_api_key: str | None = None,
+        auth_mode: AuthMode = "header",
+        timeout: tuple[float, float] = (5.0, 10.0),
+        max_retries: int = 2,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 8.0,
+        retry_after_max_s: float = 30.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if auth_mode not in ("header", "query"):
+            raise ValueError("auth_mode must be 'header' or 'query'")
+        self.api_base = api_base.rstrip("/")
+        self.report_base = report_base.rstrip("/")
+        self.auth_mode = auth_mode
+        self.timeout = timeout
+        self.max_retries = max(0, max_retries)
+        self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
+        self.retry_after_max_s = retry_after_max_s
+        self._api_key = api_key
+        self._report_key = report_api_key or api_key
+        self._http = session or requests.Session()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def __repr__(self) -> str:
+        return f"ProctoringClient(api_base={self.api_base!r}, report_base={self.report_base!r})"
+
+    def upsert_session(self, req: SessionRequest) -> SessionResult:
+        """Create or refresh the service session for one attempt (the call is idempotent)."""
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            AUTH_HEADER: self._api_key,
+        }
+        # Retrying the POST is safe: the service upserts by the external ids (§2.4).
+        resp = self._send(
+            "POST",
+            self.api_base + SESSION_PATH,
+            headers=headers,
+            data=json.dumps(build_session_body(req)),
+        )
+        self._reject_unless_ok(resp)
+        return parse_session_result(self._json(resp))
+
+    def fetch_report(self, service_attempt_id: str | int) -> AttemptReport | None:
+        """The AI report for a service attempt id, or None while it is not ready (404/202)."""
+        url = self.report_base + REPORT_PATH.format(attempt_id=quote(str(service_attempt_id), ""))
+        headers = {"Accept": "application/json"}
+        params: dict[str, str] = {}
+        if self.auth_mode == "query":
+            params["api_token"] = self._report_key
+        else:
+            headers[AUTH_HEADER] = self._report_key
+        resp = self._send("GET", url, headers=headers, params=params)
+        if resp.status_code in NOT_READY:
+            return None
+        self._reject_unless_ok(resp)
+        return parse_report(self._json(resp))
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One request with retries on connection errors, timeouts, 5xx and 429."""
+        path = urlsplit(url).path
+        for attempt in range(self.max_retries + 1):
+            failure, retry_after = self._try_once(method, url, path, **kwargs)
+            if isinstance(failure, requests.Response):
+                return failure
+            if attempt >= self.max_retries:
+                raise failure
+            delay = self._delay(attempt, retry_after)
+            log.warning("proctoring %s %s: %s, retry in %.1fs", method, path, failure, delay)
+            self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _try_once(
+        self, method: str, url: str, path: str, **kwargs: Any
+    ) -> tuple[requests.Response | ProviderError, float | None]:
+        try:
+            resp = self._http.request(
+                method, url, timeout=self.timeout, allow_redirects=False, **kwargs
+            )
+        except _TRANSIENT as exc:
+            return ProviderUnavailableError(f"{method} {path}: {type(exc).__name__}"), None
+        except requests.RequestException as exc:
+            raise ProviderRejectedError(f"{method} {path}: {type(exc).__name__}") from None
+        log.info("proctoring %s %s -> %s", method, path, resp.status_code)
+        if resp.status_code < 500 and resp.status_code != 429:
+            return resp, None
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        return (
+            ProviderUnavailableError(
+                f"{method} {path}: HTTP {resp.status_code}",
+                status=resp.status_code,
+                request_id=_request_id(resp),
+                retry_after_s=retry_after,
+            ),
+            retry_after,
+        )
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Retry-After when the service gave one (capped), else exponential backoff, full jitter."""
+        if retry_after is not None:
+            return min(retry_after, self.retry_after_max_s)
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * (2**attempt))
+        return self._rng.uniform(0, ceiling)
+
+    def _reject_unless_ok(self, resp: requests.Response) -> None:
+        if 200 <= resp.status_code < 300:
+            return
+        path = urlsplit(resp.request.url or "").path if resp.request else ""
+        raise ProviderRejectedError(
+            f"HTTP {resp.status_code} on {resp.request.method if resp.request else ''} {path}: "
+            f"{self._excerpt(resp.text)}",
+            status=resp.status_code,
+            request_id=_request_id(resp),
+        )
+
+    def _json(self, resp: requests.Response) -> Mapping[str, Any]:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ProviderRejectedError(
+                f"unreadable answer (not a JSON object): {self._excerpt(resp.text)}",
+                status=resp.status_code,
+                request_id=_request_id(resp),
+            )
+        return body
+
+    def _excerpt(self, text: str) -> str:
+        short = " ".join(text.split())[:EXCERPT_CHARS]
+        for secret in (self._api_key, self._report_key):
+            short = short.replace(secret, "***")
+        return short
+
+
+def build_session_body(req: SessionRequest) -> dict[str, Any]:
+    """The upsert JSON body of trustexam-api.md §4.3 for one attempt."""
+    settings: dict[str, Any] = {
+        "proctoring_settings": dict(req.profile.proctoring_settings),
+        "webhook": {
+            "start_url": req.webhook_start_url,
+            "finish_url": req.webhook_finish_url,
+            "post": {ATTEMPT_FIELD: req.attempt_id},
+            "query": {SECRET_QUERY: req.webhook_secret},
+            "headers": {SECRET_HEADER: req.webhook_secret},
+        },
+    }
+    if req.exit_url:
+        settings["exit_url"] = req.exit_url
+    assignment: dict[str, Any] = {
+        "external_id": req.assignment_external_id,
+        "name": req.assignment_name,
+        "type": "external",
+        "application": req.profile.application,
+        "is_proctoring": True,
+    }
+    if req.external_url:
+        assignment["external_url"] = req.external_url
+    assignment["settings"] = settings
+    student: dict[str, Any] = {"external_id": req.student_external_id, "name": req.student_name}
+    optional = {
+        "firstname": req.student_firstname,
+        "lastname": req.student_lastname,
+        "email": req.student_email,
+    }
+    student.update({k: v for k, v in optional.items() if v})
+    body: dict[str, Any] = {
+        "assignment": assignment,
+        "student": student,
+        "application": req.profile.application,  # U1: also top level, as the seed has it
+        "session_data": {"external_id": req.attempt_id},
+    }
+    if req.group_external_id:
+        body["group"] = {
+            "external_id": req.group_external_id,
+            "name": req.group_name or req.group_external_id,
+        }
+    return body
+
+
+def parse_session_result(body: Mapping[str, Any]) -> SessionResult:
+    """Read the upsert answer (§4.4): token required; report_url top level or in the session."""
+    session = body.get("external_session")
+    session = session if isinstance(session, Mapping) else {}
+    token = session.get("token")
+    if not isinstance(token, str) or not token.strip():
+        raise ProviderRejectedError("the answer has no external_session.token", status=200)
+    session_id = session.get("id")
+    return SessionResult(
+        token=token,
+        report_url=_str(body.get("report_url")) or _str(session.get("report_url")),
+        session_url=_str(body.get("session_url")),
+        session_id=None if session_id is None or session_id == "" else str(session_id),
+        raw=dict(body),
+    )
+
+
+def parse_report(body: Mapping[str, Any]) -> AttemptReport:
+    """Read an AI report defensively (§4.6); risk = overall_risk_score, else 100 - credibility."""
+    entity = body.get("entity")
+    if isinstance(entity, Mapping) and "overall_risk_score" not in body:
+        body = entity  # the platform's {status, entity} envelope, should the report use it
+    risk, source = _risk(body)
+    timeline = _timeline(body.get("timeline"))
+    violations = _violations(body.get("violations"))
+    if body.get("violations") is None and timeline:
+        violations = _violations_from(timeline)
+    return AttemptReport(
+        risk_score=risk,
+        risk_source=source,
+        risk_level=_str(body.get("risk_level")),
+        summary=_str(body.get("summary")),
+        violations=violations,
+        timeline=timeline,
+        recommendations=_strings(body.get("recommendations")),
+        raw=dict(body),
+    )
+
+
+def _risk(
+    body: Mapping[str, Any],
+) -> tuple[float | None, Literal["overall_risk_score", "credibility", "none"]]:
+    overall = _number(body.get("overall_risk_score"))
+    if overall is not None:
+        return _clamp(overall), "overall_risk_score"
+    credibility = _number(body.get("credibility"))
+    if credibility is not None:
+        return 100 - _clamp(credibility), "credibility"
+    return None, "none"
+
+
+def _violations(value: object) -> tuple[Violation, ...]:
+    found = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        kind = _str(item.get("type")) or _str(item.get("action_type")) or _str(item.get("name"))
+        if kind:
+            count = _number(item.get("count"))
+            found.append(
+                Violation(kind, max(1, int(count)) if count else 1, _str(item.get("severity")))
+            )
+    return tuple(found)
+
+
+def _violations_from(timeline: tuple[TimelineEntry, ...]) -> tuple[Violation, ...]:
+    counts: dict[str, int] = {}
+    for entry in timeline:
+        if entry.is_warning:
+            counts[entry.action_type] = counts.get(entry.action_type, 0) + 1
+    return tuple(Violation(kind, n) for kind, n in counts.items())
+
+
+def _timeline(value: object) -> tuple[TimelineEntry, ...]:
+    entries = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        kind = _str(item.get("action_type")) or _str(item.get("type"))
+        if not kind:
+            continue
+        entries.append(
+            TimelineEntry(
+                at=_str(item.get("at")) or _str(item.get("created_at")),
+                action_type=kind,
+                is_warning=item.get("is_warning") in (1, True, "1", "true"),
+                description=_str(item.get("description")),
+                offset_sec=_number(item.get("offset_sec")),
+            )
+        )
+    far = datetime.max.replace(tzinfo=UTC)
+    return tuple(sorted(entries, key=lambda e: (parse_time(e.at) or far, e.offset_sec or 0)))
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,) if value.strip() else ()
+    if isinstance(value, list):
+        return tuple(v for v in value if isinstance(v, str) and v.strip())
+    return ()
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _clamp(value: float) -> float:
+    return max(0.0, min(100.0, value))
+
+
+def _request_id(resp: requests.Response) -> str | None:
+    return resp.headers.get("X-Request-Id") or resp.headers.get("X-Request-ID")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date), or None."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def from_config(
+    config: Mapping[str, Any],
+    *,
+    session: requests.Session | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ProctoringClient:
+    """A client built from the app settings (TRUSTEXAM_*, PROCTOR_TIMEOUT_S)."""
+    key = config.get("TRUSTEXAM_API_KEY")
+    if not key:
+        raise ProviderRejectedError("TRUSTEXAM_API_KEY is not set: configure the service's key")
+    read = float(config.get("PROCTOR_TIMEOUT_S") or 10)
+    mode = str(config.get("TRUSTEXAM_AUTH_MODE") or "header").lower()
+    if mode not in ("header", "query"):
+        raise ProviderRejectedError("TRUSTEXAM_AUTH_MODE must be 'header' or 'query'")
+    return ProctoringClient(
+        str(config.get("TRUSTEXAM_API_BASE") or DEFAULT_API_BASE),
+        str(key),
+        report_base=str(config.get("TRUSTEXAM_REPORT_BASE") or DEFAULT_REPORT_BASE),
+        report_api_key=str(config.get("TRUSTEXAM_REPORT_API_KEY") or key),
+        auth_mode="query" if mode == "query" else "header",
+        timeout=(min(read, 5.0), read),
+        max_retries=int(config.get("PROCTOR_MAX_RETRIES", 2)),
+        session=session,
+        sleep=sleep,
+    )
