@@ -10,3 +10,13 @@ def register_blueprints(app: Flask) -> None:
     from lti_proctor.web import errors
 
     errors.init_app(app)
+    from lti_proctor.web import lti
+
+    app.register_blueprint(lti.bp)
+    from lti_proctor.web import wellknown
+
+    app.register_blueprint(wellknown.bp)
+    from lti_proctor.web import exam, webhooks
+
+    app.register_blueprint(exam.bp)
+    app.register_blueprint(webhooks.bp)

@@ -1,0 +1,333 @@
+"""Operations on attempts: start or resume one at launch; move its state on the service's events.
+
+Plain functions with explicit inputs (the clock, the proctoring client); they flush, never commit,
+and every state change enqueues its outbox jobs in the same transaction. No Flask here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from sqlalchemy import func, select
+
+from lti_proctor.attempts.models import Attempt, WebhookEvent
+from lti_proctor.attempts.states import OPEN, USED, AttemptStatus, check_transition
+from lti_proctor.extensions import db
+from lti_proctor.identity import Exam, Learner, insert_if_absent
+from lti_proctor.jobs.outbox import enqueue
+from lti_proctor.proctoring.errors import ProviderError
+from lti_proctor.proctoring.types import Profile, ProviderEvent, SessionRequest, SessionResult
+
+DEFAULT_MAX_ATTEMPTS = 1
+_RACE_RETRIES = 3
+
+
+class SessionClient(Protocol):
+    """What the attempts need of the proctoring client: the idempotent session upsert."""
+
+    def upsert_session(self, request: SessionRequest) -> SessionResult:
+        """Create or update the service's session for one attempt."""
+        ...
+
+
+@dataclass(frozen=True)
+class SessionLinks:
+    """The tool's own URLs the service is told about (built by web/, which knows BASE_URL)."""
+
+    webhook_start_url: str
+    webhook_finish_url: str
+    external_url: str | None = None
+    exit_url: str | None = None
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """What start_or_resume did: a new or resumed open attempt, or no attempt left ("finished")."""
+
+    status: Literal["new", "resumed", "finished"]
+    attempt: Attempt | None  # the open attempt; for "finished" the latest used one
+    attempts_used: int
+    max_attempts: int
+
+
+def parse_max_attempts(value: str | None) -> int:
+    """The custom parameter max_attempts as a count >= 1; absent or unreadable gives the default."""
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return DEFAULT_MAX_ATTEMPTS
+    return max(number, 1)
+
+
+def start_or_resume(
+    *,
+    exam: Exam,
+    learner: Learner,
+    profile: Profile,
+    client: SessionClient,
+    links: SessionLinks,
+    now: datetime,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    exam_url: str | None = None,
+    access_code: str | None = None,
+) -> StartOutcome:
+    """Reuse the learner's open attempt (refreshing its token) or open a new one if allowed.
+
+    Two launches at once open one attempt: the unique (exam, learner, number) key makes the
+    slower one wait for the faster and then resume its attempt. When the service cannot create
+    the session, the new attempt is removed again and the ProviderError propagates.
+    """
+    for _ in range(_RACE_RETRIES):
+        attempt = find_open_attempt(exam_id=exam.id, learner_id=learner.id)
+        if attempt is not None:
+            _set_content(attempt, profile, exam_url=exam_url, access_code=access_code)
+            _refresh_session(attempt, exam, learner, profile, client, links, now=now)
+            return StartOutcome("resumed", attempt, _count_used(exam.id, learner.id), max_attempts)
+        used = _count_used(exam.id, learner.id)
+        if used >= max_attempts:
+            latest = _latest_attempt(exam.id, learner.id)
+            return StartOutcome("finished", latest, used, max_attempts)
+        attempt = _insert_attempt(exam, learner, profile, now=now)
+        if attempt is None:
+            continue  # another launch created it first: resume that one
+        _set_content(attempt, profile, exam_url=exam_url, access_code=access_code)
+        try:
+            _refresh_session(attempt, exam, learner, profile, client, links, now=now)
+        except ProviderError:
+            db.session.delete(attempt)  # no half-made attempt stays behind
+            db.session.flush()
+            raise
+        return StartOutcome("new", attempt, used, max_attempts)
+    raise RuntimeError("could not open or find the attempt after concurrent launches")
+
+
+def find_open_attempt(*, exam_id: int, learner_id: int) -> Attempt | None:
+    """The learner's created or started attempt at the exam, if any."""
+    return db.session.scalar(
+        select(Attempt)
+        .where(
+            Attempt.exam_id == exam_id,
+            Attempt.learner_id == learner_id,
+            Attempt.state.in_([s.value for s in OPEN]),
+        )
+        .order_by(Attempt.number.desc())
+        .limit(1)
+    )
+
+
+def get_attempt(attempt_id: str) -> Attempt | None:
+    """The attempt with this public id, or None."""
+    return db.session.get(Attempt, attempt_id) if attempt_id else None
+
+
+def _count_used(exam_id: int, learner_id: int) -> int:
+    return int(
+        db.session.scalar(
+            select(func.count()).where(
+                Attempt.exam_id == exam_id,
+                Attempt.learner_id == learner_id,
+                Attempt.state.in_([s.value for s in USED]),
+            )
+        )
+        or 0
+    )
+
+
+def _latest_attempt(exam_id: int, learner_id: int) -> Attempt | None:
+    return db.session.scalar(
+        select(Attempt)
+        .where(Attempt.exam_id == exam_id, Attempt.learner_id == learner_id)
+        .order_by(Attempt.number.desc())
+        .limit(1)
+    )
+
+
+def _insert_attempt(
+    exam: Exam, learner: Learner, profile: Profile, *, now: datetime
+) -> Attempt | None:
+    """Insert the next attempt; None when a concurrent launch took that number first."""
+    latest = _latest_attempt(exam.id, learner.id)
+    attempt_id = str(uuid.uuid4())
+    added = insert_if_absent(
+        Attempt,
+        {
+            "id": attempt_id,
+            "exam_id": exam.id,
+            "learner_id": learner.id,
+            "number": (latest.number if latest else 0) + 1,
+            "state": AttemptStatus.CREATED.value,
+            "profile_name": profile.name,
+            "start_proof": profile.start_proof,
+            "webhook_secret": secrets.token_urlsafe(32),
+            "created_at": now,
+            "state_changed_at": now,
+        },
+        unique_on=["exam_id", "learner_id", "number"],
+    )
+    return db.session.get(Attempt, attempt_id) if added else None
+
+
+def _set_content(
+    attempt: Attempt, profile: Profile, *, exam_url: str | None, access_code: str | None
+) -> None:
+    """Take the launch's exam content; an attempt not yet started also takes the current profile."""
+    attempt.exam_url, attempt.access_code = exam_url or None, access_code or None
+    if attempt.status == AttemptStatus.CREATED:
+        attempt.profile_name, attempt.start_proof = profile.name, profile.start_proof
+
+
+def _refresh_session(
+    attempt: Attempt,
+    exam: Exam,
+    learner: Learner,
+    profile: Profile,
+    client: SessionClient,
+    links: SessionLinks,
+    *,
+    now: datetime,
+) -> None:
+    """Upsert the attempt's session at the service (idempotent) and keep its fresh token."""
+    result = client.upsert_session(session_request(attempt, exam, learner, profile, links))
+    attempt.token = result.token
+    attempt.token_refreshed_at = now
+    attempt.report_url = result.report_url or attempt.report_url
+    attempt.session_url = result.session_url or attempt.session_url
+    attempt.service_session_id = result.session_id or attempt.service_session_id
+    attempt.session_response = dict(result.raw)
+    db.session.flush()
+
+
+def session_request(
+    attempt: Attempt, exam: Exam, learner: Learner, profile: Profile, links: SessionLinks
+) -> SessionRequest:
+    """The upsert request of one attempt: hashed ids only, never the LMS user id."""
+    return SessionRequest(
+        assignment_external_id=exam.external_id,
+        assignment_name=exam.display_name,
+        student_external_id=learner.external_id,
+        student_name=learner.display_name,
+        attempt_id=attempt.id,
+        profile=profile,
+        webhook_start_url=links.webhook_start_url,
+        webhook_finish_url=links.webhook_finish_url,
+        webhook_secret=attempt.webhook_secret,
+        external_url=links.external_url,
+        exit_url=links.exit_url,
+        student_firstname=learner.given_name,
+        student_lastname=learner.family_name,
+        student_email=learner.email,
+        group_external_id=exam.group_external_id,
+        group_name=exam.context_title,
+    )
+
+
+def _move(attempt: Attempt, target: AttemptStatus, *, now: datetime) -> bool:
+    """Move the attempt forward; False (and nothing changes) for a repeat or a late event."""
+    if not check_transition(attempt.state, target):
+        return False
+    attempt.state = target.value
+    attempt.state_changed_at = now
+    return True
+
+
+def _enqueue_status(attempt: Attempt, state: AttemptStatus) -> None:
+    enqueue(
+        "ags.publish_status",
+        {"attempt_id": attempt.id, "state": state.value},
+        dedupe_key=f"ags:{attempt.id}:{state.value}",
+    )
+
+
+def mark_started(attempt: Attempt, *, now: datetime, started_at: datetime | None = None) -> bool:
+    """Record that the attempt started and queue the gradebook status; False if nothing changed."""
+    if not _move(attempt, AttemptStatus.STARTED, now=now):
+        return False
+    attempt.started_at = started_at or now
+    _enqueue_status(attempt, AttemptStatus.STARTED)
+    db.session.flush()
+    return True
+
+
+def mark_finished(attempt: Attempt, *, now: datetime, finished_at: datetime | None = None) -> bool:
+    """Record the finish, queue the gradebook status and the report fetch; False if no change."""
+    if not _move(attempt, AttemptStatus.FINISHED, now=now):
+        return False
+    attempt.finished_at = finished_at or now
+    _enqueue_status(attempt, AttemptStatus.FINISHED)
+    enqueue("report.fetch", {"attempt_id": attempt.id}, dedupe_key=f"report:{attempt.id}")
+    db.session.flush()
+    return True
+
+
+def record_submitted(attempt: Attempt, *, now: datetime) -> None:
+    """Note that the page says the student submitted; the finish webhook stays the authority."""
+    if attempt.submitted_at is None:
+        attempt.submitted_at = now
+        db.session.flush()
+
+
+def apply_provider_event(attempt: Attempt, event: ProviderEvent, *, now: datetime) -> bool:
+    """Apply a start/finish webhook: keep the service's ids, move the state forward only."""
+    attempt.service_attempt_id = event.service_attempt_id or attempt.service_attempt_id
+    attempt.report_url = event.report_url or attempt.report_url
+    if event.kind == "start":
+        changed = mark_started(attempt, now=now, started_at=event.started_at)
+    else:
+        changed = mark_finished(attempt, now=now, finished_at=event.finished_at)
+    db.session.flush()
+    return changed
+
+
+def record_webhook_event(
+    attempt: Attempt, *, kind: str, raw_body: bytes, content_type: str | None, now: datetime
+) -> bool:
+    """Store a delivery as received; False when the same body already came for this event."""
+    return insert_if_absent(
+        WebhookEvent,
+        {
+            "attempt_id": attempt.id,
+            "kind": kind,
+            "body_hash": hashlib.sha256(raw_body).hexdigest(),
+            "raw_body": raw_body.decode("utf-8", errors="replace"),
+            "content_type": (content_type or "")[:255] or None,
+            "received_at": now,
+        },
+        unique_on=["attempt_id", "kind", "body_hash"],
+    )
+
+
+def attempt_summary(attempt: Attempt) -> Mapping[str, object]:
+    """What the student's page may know about the attempt (never the report or the secret)."""
+    return {
+        "state": attempt.state,
+        "number": attempt.number,
+        "started": attempt.status == AttemptStatus.STARTED,
+        "finished": attempt.status
+        in (AttemptStatus.FINISHED, AttemptStatus.REPORTED, AttemptStatus.FAILED),
+        "start_proof": attempt.start_proof,
+        "submitted": attempt.submitted_at is not None,
+    }
+
+
+class StartProofError(Exception):
+    """This attempt counts only the service's start webhook as proof that it started."""
+
+
+def record_sdk_started(attempt: Attempt, *, now: datetime) -> bool:
+    """The page reports that the SDK's start() resolved; it counts only for start_proof "sdk"."""
+    if attempt.start_proof != "sdk":
+        raise StartProofError()
+    return mark_started(attempt, now=now)
+
+
+def revealed_content(attempt: Attempt) -> Mapping[str, str | None] | None:
+    """The exam URL and access code, once the attempt has started; None before (and after)."""
+    if attempt.status != AttemptStatus.STARTED:
+        return None
+    return {"exam_url": attempt.exam_url, "access_code": attempt.access_code}

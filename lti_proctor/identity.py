@@ -1,0 +1,219 @@
+"""LTI identities mapped to the proctoring service's external ids, and the Exam/Learner rows.
+
+External ids (trustexam-api.md §4.2) are derived from what the launch says, never random, so a
+relaunch finds the same records on our side and on the service's; they are hashed, so no LMS user
+id, email or course id is readable in them. This module knows no Flask and no HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lti_proctor.extensions import db
+from lti_proctor.jobs.models import UtcDateTime, utcnow
+from lti_proctor.lti.launch import LaunchContext
+
+ID_PREFIX = "lti:"
+HASH_CHARS = 32  # 128 bits: ample against collisions, far under the service's 191-char limit
+SERVICE_ID_MAX = 191
+
+
+def _hashed(*parts: str) -> str:
+    return ID_PREFIX + hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:HASH_CHARS]
+
+
+def assignment_external_id(issuer: str, deployment_id: str, resource_link_id: str) -> str:
+    """The assignment.external_id of one placement: lti:sha256(iss|deployment_id|link_id)[:32]."""
+    return _hashed(issuer, deployment_id, resource_link_id)
+
+
+def student_external_id(issuer: str, sub: str) -> str:
+    """The service's student.external_id of one LMS user: lti:sha256(iss|sub)[:32]."""
+    return _hashed(issuer, sub)
+
+
+def group_external_id(issuer: str, context_id: str) -> str:
+    """The service's group.external_id of one course: lti:sha256(iss|context_id)[:32]."""
+    return _hashed(issuer, context_id)
+
+
+class Exam(db.Model):  # type: ignore[name-defined,misc]
+    """One proctored placement: a resource link of a deployment, with its gradebook endpoints."""
+
+    __tablename__ = "exam"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_platform.id", ondelete="CASCADE"), index=True
+    )
+    deployment_id: Mapped[str] = mapped_column(String(255))
+    resource_link_id: Mapped[str] = mapped_column(String(255))
+    context_id: Mapped[str | None] = mapped_column(String(255))
+    context_title: Mapped[str | None] = mapped_column(String(255))
+    title: Mapped[str | None] = mapped_column(String(255))
+    external_id: Mapped[str] = mapped_column(String(SERVICE_ID_MAX), unique=True)
+    group_external_id: Mapped[str | None] = mapped_column(String(SERVICE_ID_MAX))
+    lineitems_url: Mapped[str | None] = mapped_column(String(1024))
+    lineitem_url: Mapped[str | None] = mapped_column(String(1024))
+    ags_scopes: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        """What the service and the pages call this exam."""
+        return self.title or self.context_title or f"Exam {self.resource_link_id}"
+
+
+class Learner(db.Model):  # type: ignore[name-defined,misc]
+    """One LMS user as the tool knows them; name and email as the platform last shared them."""
+
+    __tablename__ = "learner"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_platform.id", ondelete="CASCADE"), index=True
+    )
+    sub: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    given_name: Mapped[str | None] = mapped_column(String(255))
+    family_name: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    external_id: Mapped[str] = mapped_column(String(SERVICE_ID_MAX), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        """The learner's name for the service; never the raw LMS user id."""
+        joined = " ".join(p for p in (self.given_name, self.family_name) if p)
+        return self.name or joined or "Student"
+
+
+def insert_if_absent(model: Any, values: Mapping[str, Any], *, unique_on: list[str]) -> bool:
+    """Insert one row unless a row with the same unique key exists; True when this call added it.
+
+    Safe when two transactions race: `INSERT ... ON CONFLICT DO NOTHING` waits for the other
+    transaction (PostgreSQL: on its uncommitted key; SQLite: on the write lock) and then does
+    nothing, so neither side sees an IntegrityError that would spoil its transaction.
+    """
+    dialect = db.session.get_bind().dialect.name
+    table = model.__table__
+    if dialect in ("postgresql", "sqlite"):
+        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (
+            make(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=unique_on)
+            .returning(*table.primary_key.columns)  # rowcount is unreliable here on psycopg
+        )
+        return db.session.execute(stmt).first() is not None
+    try:  # other databases: a savepoint keeps the outer transaction usable
+        with db.session.begin_nested():
+            db.session.execute(table.insert().values(**values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def sync_exam_from_launch(ctx: LaunchContext, *, now: datetime) -> Exam:
+    """Find or create the exam of a resource-link launch; refresh its titles and AGS endpoints."""
+    if not ctx.resource_link_id:
+        raise ValueError("a resource link launch without resource_link.id has no exam")
+    external_id = assignment_external_id(ctx.issuer, ctx.deployment_id, ctx.resource_link_id)
+    exam = _get_by_external_id(Exam, external_id)
+    if exam is None:
+        insert_if_absent(
+            Exam,
+            {
+                "platform_id": ctx.platform_id,
+                "deployment_id": ctx.deployment_id,
+                "resource_link_id": ctx.resource_link_id,
+                "external_id": external_id,
+                "created_at": now,
+                "updated_at": now,
+            },
+            unique_on=["external_id"],
+        )
+        exam = _get_by_external_id(Exam, external_id)
+    assert exam is not None  # inserted above, or by the transaction we waited for
+    _update(exam, _exam_fields(ctx), now=now)
+    return exam  # type: ignore[no-any-return]
+
+
+def _exam_fields(ctx: LaunchContext) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "context_id": ctx.context_id,
+        "group_external_id": group_external_id(ctx.issuer, ctx.context_id)
+        if ctx.context_id
+        else None,
+        "context_title": _cut(ctx.context_title),
+        "title": _cut(ctx.resource_link_title),
+    }
+    if ctx.ags is not None:  # a launch without the claim keeps the endpoints we know
+        fields.update(
+            lineitems_url=ctx.ags.lineitems,
+            lineitem_url=ctx.ags.lineitem,
+            ags_scopes=list(ctx.ags.scopes),
+        )
+    return fields
+
+
+def sync_learner_from_launch(ctx: LaunchContext, *, now: datetime) -> Learner:
+    """Find or create the launching user and store the name and email the platform shared now."""
+    external_id = student_external_id(ctx.issuer, ctx.user_sub)
+    learner = _get_by_external_id(Learner, external_id)
+    if learner is None:
+        insert_if_absent(
+            Learner,
+            {
+                "platform_id": ctx.platform_id,
+                "sub": ctx.user_sub,
+                "external_id": external_id,
+                "created_at": now,
+                "updated_at": now,
+            },
+            unique_on=["external_id"],
+        )
+        learner = _get_by_external_id(Learner, external_id)
+    assert learner is not None
+    # What the platform shares now wins: a privacy setting turned on later must clear old values.
+    _update(
+        learner,
+        {
+            "name": _cut(ctx.user_name),
+            "given_name": _cut(ctx.given_name),
+            "family_name": _cut(ctx.family_name),
+            "email": _cut(ctx.email, 320),
+        },
+        now=now,
+    )
+    return learner  # type: ignore[no-any-return]
+
+
+def _get_by_external_id(model: Any, external_id: str) -> Any:
+    return db.session.scalar(select(model).where(model.external_id == external_id))
+
+
+def _update(row: Exam | Learner, fields: Mapping[str, Any], *, now: datetime) -> None:
+    """Set fields that changed; touch updated_at only then, so a plain relaunch writes nothing."""
+    changed = False
+    for key, value in fields.items():
+        if getattr(row, key) != value:
+            setattr(row, key, value)
+            changed = True
+    if changed:
+        row.updated_at = now
+        db.session.flush()
+
+
+def _cut(value: str | None, limit: int = 255) -> str | None:
+    return value[:limit] if value else None

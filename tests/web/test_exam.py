@@ -1,0 +1,370 @@
+from __future__ import annotations
+
+import html
+import re
+import time
+
+import itsdangerous
+import pytest
+from sqlalchemy import func, select
+
+from lti_proctor.attempts import operations
+from lti_proctor.attempts.models import Attempt
+from lti_proctor.extensions import db
+from lti_proctor.web import exam_page
+from tests.factories_attempts import ACCESS_CODE, EXAM_URL, NOW, PROCTOR_CONFIG, fake_service
+from tests.launches import LaunchBuilder
+
+SDK_ORIGIN = "https://sdk.proctor.example.test"
+CUSTOM = {"exam_url": EXAM_URL, "access_code": ACCESS_CODE}
+
+
+@pytest.fixture
+def app_config(app_config):
+    app_config.update(PROCTOR_CONFIG)
+    return app_config
+
+
+@pytest.fixture
+def service(http):
+    return fake_service(http)
+
+
+@pytest.fixture
+def lms(app, client, http):
+    """A registered Moodle whose launches reach the exam page."""
+    return LaunchBuilder(app, client, http)
+
+
+def launch(lms, *, custom=None, **overrides):
+    claims = {"custom": CUSTOM if custom is None else custom, **overrides}
+    return lms.launch(overrides=claims)
+
+
+def data_attr(resp, name):
+    match = re.search(rf'data-{name}="([^"]*)"', resp.get_data(as_text=True))
+    assert match, f"data-{name} missing"
+    return html.unescape(match.group(1))
+
+
+def csp(resp):
+    policy = resp.headers["Content-Security-Policy"]
+    return {d.split()[0]: d.split()[1:] for d in policy.split("; ")}
+
+
+def attempts_count(app):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Attempt))
+
+
+def only_attempt(app):
+    with app.app_context():
+        attempt = db.session.scalars(select(Attempt)).one()
+        db.session.expunge(attempt)
+        return attempt
+
+
+def api(client, method, path, token, **kwargs):
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    return client.open(f"/exam/api/attempt/{path}", method=method, headers=headers, **kwargs)
+
+
+def start_webhook(client, attempt):
+    return client.post(
+        f"/webhooks/trustexam/start?sig={attempt.webhook_secret}",
+        json={"event": "start", "status": "active", "attempt_id": attempt.id},
+        headers={"X-Tool-Webhook-Secret": attempt.webhook_secret},
+    )
+
+
+# -- the page ------------------------------------------------------------------------------------
+
+
+def test_learner_launch_mounts_sdk_with_token_and_protector(lms, service):
+    resp = launch(lms)
+    assert resp.status_code == 200
+    page = resp.get_data(as_text=True)
+    assert f'<script src="{PROCTOR_CONFIG["TRUSTEXAM_SDK_URL"]}"></script>' in page
+    assert data_attr(resp, "sdk-token") == "sdk-token-1"
+    assert data_attr(resp, "protector-match") == ".question-wrapper"
+    assert 'class="question-wrapper"' in page
+    assert 'class="wrapper"' in page
+    assert data_attr(resp, "sdk-language") == "en"
+    assert data_attr(resp, "api-token")
+
+
+def test_initial_page_reveals_no_exam_url_access_code_or_secrets(app, lms, service):
+    resp = launch(lms)
+    page = resp.get_data(as_text=True)
+    attempt = only_attempt(app)
+    for secret in (EXAM_URL, html.escape(EXAM_URL), "mod/quiz/view.php", ACCESS_CODE):
+        assert secret not in page
+    assert attempt.webhook_secret not in page
+    assert attempt.report_url not in page
+
+
+def test_page_has_no_inline_script(lms, service):
+    page = launch(lms).get_data(as_text=True)
+    assert re.findall(r"<script(?![^>]*\bsrc=)", page) == []
+    assert " on" + "click=" not in page and "javascript:" not in page
+
+
+def test_csp_allows_exactly_the_sdk_the_exam_and_the_lms(lms, service):
+    resp = launch(lms)
+    policy = csp(resp)
+    assert policy["default-src"] == ["'self'"]
+    assert policy["script-src"] == ["'self'", SDK_ORIGIN]
+    assert policy["connect-src"][:2] == ["'self'", SDK_ORIGIN]
+    assert policy["frame-src"] == ["https://moodle.example.edu"]
+    assert policy["frame-ancestors"] == ["'self'", "https://moodle.example.edu"]
+    assert "X-Frame-Options" not in resp.headers
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+def test_canvas_page_may_be_framed_by_the_school_host(app, client, http):
+    fake_service(http)
+    canvas = LaunchBuilder(app, client, http, family="canvas")
+    custom = {"exam_url": "https://school.instructure.com/courses/1/quizzes/9"}
+    policy = csp(canvas.launch(overrides={"custom": custom}))
+    assert policy["frame-ancestors"] == [
+        "'self'",
+        "https://school.instructure.com",
+        "https://canvas.instructure.com",
+        "https://sso.canvaslms.com",
+    ]
+    assert policy["frame-src"] == ["https://school.instructure.com"]
+
+
+@pytest.mark.parametrize(
+    ("locale", "language"),
+    [
+        ("kk", "kz"),
+        ("kk-KZ", "kz"),
+        ("kk_KZ", "kz"),
+        ("ru", "ru"),
+        ("ru-RU", "ru"),
+        ("en-GB", "en"),
+        ("de", "en"),
+        ("", "en"),
+        (None, "en"),
+    ],
+)
+def test_sdk_language_from_launch_locale(locale, language):
+    assert exam_page.sdk_language(locale) == language
+
+
+def test_kazakh_launch_gets_the_kz_sdk_language(lms, service):
+    presentation = {"locale": "kk-KZ", "document_target": "iframe"}
+    resp = launch(lms, launch_presentation=presentation)
+    assert data_attr(resp, "sdk-language") == "kz"
+
+
+def test_relaunch_reuses_the_attempt_with_a_fresh_token(app, lms, service):
+    launch(lms)
+    resp = launch(lms)
+    assert data_attr(resp, "sdk-token") == "sdk-token-2"
+    assert attempts_count(app) == 1
+
+
+def test_instructor_sees_the_instructor_page_and_no_attempt_starts(app, client, http):
+    teacher = LaunchBuilder(app, client, http, message="instructor")
+    resp = teacher.launch()
+    assert resp.status_code == 200
+    assert b"Instructor view comes with the results capability" in resp.data
+    assert attempts_count(app) == 0
+    assert len([c for c in http.calls if "external-session" in c.request.url]) == 0
+
+
+def test_unknown_profile_is_a_launch_error_page(app, lms, service):
+    resp = launch(lms, custom={**CUSTOM, "proctoring_profile": "no_such_profile"})
+    assert resp.status_code == 400
+    assert b"launch.profile_unknown" in resp.data
+    assert attempts_count(app) == 0
+    assert service.calls == 0
+
+
+def test_finished_student_without_attempts_left_sees_the_finished_page(app, lms, service):
+    launch(lms)
+    with app.app_context():
+        operations.mark_finished(db.session.scalars(select(Attempt)).one(), now=NOW)
+        db.session.commit()
+    resp = launch(lms)
+    assert resp.status_code == 200
+    assert b"You have finished this exam" in resp.data
+    assert b"Proctoring.initialize" not in resp.data and b"data-sdk-token" not in resp.data
+    assert attempts_count(app) == 1
+
+
+def test_max_attempts_custom_parameter_allows_another_attempt(app, lms, service):
+    launch(lms, custom={**CUSTOM, "max_attempts": "2"})
+    with app.app_context():
+        operations.mark_finished(db.session.scalars(select(Attempt)).one(), now=NOW)
+        db.session.commit()
+    resp = launch(lms, custom={**CUSTOM, "max_attempts": "2"})
+    assert data_attr(resp, "sdk-token") == "sdk-token-2"
+    assert attempts_count(app) == 2
+
+
+# -- the attempt API -----------------------------------------------------------------------------
+
+
+def test_content_is_refused_until_the_start_webhook(app, client, lms, service):
+    token = data_attr(launch(lms), "api-token")
+    refused = api(client, "GET", "content", token)
+    assert refused.status_code == 403
+    assert refused.json["error"] == "attempt.not_started"
+    assert ACCESS_CODE not in refused.get_data(as_text=True)
+    assert start_webhook(client, only_attempt(app)).status_code == 200
+    state = api(client, "GET", "state", token)
+    assert state.json["started"] is True
+    content = api(client, "GET", "content", token)
+    assert content.status_code == 200
+    assert (content.json["exam_url"], content.json["access_code"]) == (EXAM_URL, ACCESS_CODE)
+
+
+def test_sdk_start_report_is_refused_for_the_standard_profile(app, client, lms, service):
+    token = data_attr(launch(lms), "api-token")
+    resp = api(client, "POST", "started", token)
+    assert resp.status_code == 403
+    assert resp.json["error"] == "attempt.start_proof_webhook"
+    assert api(client, "GET", "content", token).status_code == 403
+    assert only_attempt(app).state == "created"
+
+
+def test_low_stakes_exam_opens_after_the_sdk_reports_its_start(app, client, lms, service):
+    resp = launch(lms, custom={**CUSTOM, "proctoring_profile": "low_stakes"})
+    assert data_attr(resp, "start-proof") == "sdk"
+    token = data_attr(resp, "api-token")
+    assert api(client, "GET", "content", token).status_code == 403
+    started = api(client, "POST", "started", token)
+    assert started.status_code == 200 and started.json["started"] is True
+    content = api(client, "GET", "content", token)
+    assert content.json["access_code"] == ACCESS_CODE
+
+
+def test_submitted_is_recorded_without_finishing(app, client, lms, service):
+    token = data_attr(launch(lms), "api-token")
+    resp = api(client, "POST", "submitted", token, json={"proctoring_incomplete": False})
+    assert resp.status_code == 200
+    attempt = only_attempt(app)
+    assert attempt.submitted_at is not None
+    assert attempt.state == "created"  # the finish webhook stays the authority
+
+
+def _expired_token(app, attempt_id):
+    real = itsdangerous.timed.TimestampSigner.get_timestamp
+    itsdangerous.timed.TimestampSigner.get_timestamp = lambda self: int(time.time()) - 7200
+    try:
+        with app.app_context():
+            return exam_page.sign("api", {"a": attempt_id})
+    finally:
+        itsdangerous.timed.TimestampSigner.get_timestamp = real
+
+
+@pytest.mark.parametrize("kind", ["tampered", "expired", "other-purpose", "other-key", "none"])
+def test_api_refuses_bad_tokens_with_401(app, client, lms, service, kind):
+    resp = launch(lms)
+    good = data_attr(resp, "api-token")
+    attempt_id = only_attempt(app).id
+    other_key = itsdangerous.URLSafeTimedSerializer("another-secret", salt="lti-proctor.exam.api")
+    token = {
+        "tampered": good[:-3] + ("aaa" if not good.endswith("aaa") else "bbb"),
+        "expired": _expired_token(app, attempt_id),
+        "other-purpose": data_attr(resp, "open-url").rsplit("/", 1)[1],
+        "other-key": other_key.dumps({"a": attempt_id}),
+        "none": "",
+    }[kind]
+    refused = api(client, "GET", "state", token)
+    assert refused.status_code == 401
+    assert refused.json["error"] == "token.invalid"
+    assert api(client, "GET", "state", good).status_code == 200
+
+
+def test_every_api_answer_renews_the_token(lms, client, service):
+    token = data_attr(launch(lms), "api-token")
+    renewed = api(client, "GET", "state", token).json["token"]
+    assert api(client, "GET", "state", renewed).status_code == 200
+
+
+# -- new window and service down -----------------------------------------------------------------
+
+
+def test_signed_link_opens_the_same_attempt_in_a_new_window(app, client, lms, service):
+    resp = launch(lms)
+    link = data_attr(resp, "open-url")
+    assert link.startswith("https://tool.example.com/exam/open/")
+    opened = client.get(link.removeprefix("https://tool.example.com"))
+    assert opened.status_code == 200
+    assert data_attr(opened, "sdk-token") == "sdk-token-1"
+    assert ACCESS_CODE not in opened.get_data(as_text=True)
+    assert api(client, "GET", "state", data_attr(opened, "api-token")).status_code == 200
+    assert attempts_count(app) == 1
+
+
+def test_forged_new_window_link_is_refused(client, lms, service):
+    link = data_attr(launch(lms), "open-url").removeprefix("https://tool.example.com")
+    assert client.get(link + "x").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "page_status"),
+    [
+        (503, b"proctor.unavailable", 503),
+        (500, b"proctor.unavailable", 503),
+        (422, b"proctor.rejected", 502),
+    ],
+)
+def test_service_down_shows_retry_page_and_leaves_no_attempt(
+    app, lms, http, status, code, page_status
+):
+    fake_service(http, status=status)
+    resp = launch(lms)
+    assert resp.status_code == page_status
+    page = resp.get_data(as_text=True)
+    assert code.decode() in page
+    assert 'action="/exam/retry"' in page and "Try again" in page
+    assert ACCESS_CODE not in page and "mod/quiz/view.php" not in page
+    assert attempts_count(app) == 0
+
+
+def test_retry_works_once_the_service_is_back(app, client, lms, http):
+    service = fake_service(http, status=503)
+    down = launch(lms)
+    retry_token = re.search(r'name="token" value="([^"]+)"', down.get_data(as_text=True)).group(1)
+    service.status = 200
+    resp = client.post("/exam/retry", data={"token": retry_token})
+    assert resp.status_code == 200
+    assert data_attr(resp, "sdk-token") == "sdk-token-2"
+    assert attempts_count(app) == 1
+    attempt = only_attempt(app)
+    assert (attempt.exam_url, attempt.access_code) == (EXAM_URL, ACCESS_CODE)
+
+
+def test_forged_retry_is_refused(app, client, lms, service):
+    resp = client.post("/exam/retry", data={"token": "forged"})
+    assert resp.status_code == 400
+    assert b"exam.retry_expired" in resp.data
+    assert attempts_count(app) == 0
+
+
+def _set_deployment_default(app, profile):
+    from lti_proctor.lti.registrations import Deployment
+
+    with app.app_context():
+        for deployment in db.session.scalars(select(Deployment)):
+            deployment.default_profile = profile
+        db.session.commit()
+
+
+def test_deployment_default_profile_applies_without_custom_parameter(app, lms, service):
+    _set_deployment_default(app, "low_stakes")
+    resp = launch(lms)
+    assert data_attr(resp, "start-proof") == "sdk"
+    assert only_attempt(app).profile_name == "low_stakes"
+
+
+def test_custom_parameter_profile_wins_over_deployment_default(app, lms, service):
+    _set_deployment_default(app, "low_stakes")
+    resp = launch(lms, custom={**CUSTOM, "proctoring_profile": "high_stakes"})
+    assert data_attr(resp, "start-proof") == "webhook"
+    assert service.bodies[0]["assignment"]["application"] == "tray"

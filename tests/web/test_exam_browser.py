@@ -1,0 +1,148 @@
+"""The exam page's script in a real browser (Chromium), with a stand-in SDK at the SDK's URL."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import requests
+from flask import Flask
+
+from lti_proctor.attempts.models import Attempt
+from lti_proctor.extensions import db
+from lti_proctor.proctoring.profiles import get_profiles
+from lti_proctor.web import exam_page
+from tests.factories_attempts import (
+    ACCESS_CODE,
+    EXAM_URL,
+    PROCTOR_CONFIG,
+    SDK_URL,
+    make_attempt,
+    make_platform,
+)
+from tests.live import live_server
+
+# The SDK surface of trustexam-api.md §4.8: isFinished async, isCanStartNewAttempt sync.
+FAKE_SDK = """
+window.Proctoring = (function () {
+  var opts = null, finished = false;
+  return {
+    initialize: function (selector, options) {
+      opts = options;
+      window.__sdk = { selector: selector, language: options.language, token: options.token,
+                       protector: options.protector, calls: [] };
+      setTimeout(function () { options.onMounted(); setTimeout(options.onConfigured, 20); }, 20);
+    },
+    start: function () {
+      window.__sdk.calls.push('start');
+      return new Promise(function (resolve) {
+        setTimeout(function () { resolve(); opts.onStarted(); }, 20);
+      });
+    },
+    finish: function () {
+      window.__sdk.calls.push('finish');
+      finished = true;
+      return Promise.resolve().then(function () { opts.onFinished(); });
+    },
+    isFinished: function () { return Promise.resolve(finished); },
+    isCanStartNewAttempt: function () { return true; }
+  };
+}());
+"""
+
+
+@pytest.fixture
+def app_config(app_config):
+    app_config.update(PROCTOR_CONFIG)
+    return app_config
+
+
+def _chromium():
+    playwright = pytest.importorskip("playwright.sync_api")
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("no Chromium installed for the browser test")
+    return playwright, path
+
+
+def test_page_mounts_sdk_and_reveals_exam_only_after_start_webhook(app):
+    playwright, chromium = _chromium()
+    with app.app_context():
+        attempt = make_attempt(make_platform(), get_profiles(app)["standard"])
+        db.session.commit()
+        attempt_id, secret = attempt.id, attempt.webhook_secret
+    with app.test_request_context():
+        token = exam_page.sign("open", {"a": attempt_id, "l": "ru", "r": None})
+    with live_server(app) as base, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        csp_errors = []
+        page.on(
+            "console",
+            lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        page.route(SDK_URL, lambda r: r.fulfill(body=FAKE_SDK, content_type="text/javascript"))
+        page.route(EXAM_URL, lambda r: r.fulfill(body="<p>Quiz</p>", content_type="text/html"))
+        page.goto(f"{base}/exam/open/{token}")
+
+        page.wait_for_selector("#exam-start", state="visible")
+        sdk = page.evaluate("window.__sdk")
+        assert sdk["selector"] == ".wrapper"
+        assert (sdk["language"], sdk["token"]) == ("ru", "sdk-token-1")
+        assert sdk["protector"]["match"] == ".question-wrapper"
+
+        page.click("#exam-start")
+        page.wait_for_selector("#exam-app[data-exam-state='waiting']")
+        assert page.locator(".question-wrapper iframe").count() == 0
+        assert ACCESS_CODE not in page.content()
+
+        hook = requests.post(
+            f"{base}/webhooks/trustexam/start?sig={secret}",
+            json={"event": "start", "status": "active", "attempt_id": attempt_id},
+            headers={"X-Tool-Webhook-Secret": secret},
+            timeout=5,
+        )
+        assert hook.status_code == 200
+        page.wait_for_selector("#exam-app[data-exam-state='in_progress']", timeout=10_000)
+        assert page.inner_text("#exam-access-code") == ACCESS_CODE
+        assert page.get_attribute(".question-wrapper iframe", "src") == EXAM_URL
+
+        page.click("#exam-submit")
+        page.wait_for_selector("#exam-app[data-exam-state='finished']")
+        assert page.locator(".question-wrapper iframe").count() == 0
+        assert page.evaluate("window.__sdk.calls") == ["start", "finish"]
+        browser.close()
+    assert csp_errors == []
+    with app.app_context():
+        stored = db.session.get(Attempt, attempt_id)
+        assert stored.submitted_at is not None
+        assert stored.state == "started"  # the finish webhook, not the page, finishes it
+
+
+@pytest.mark.parametrize(
+    ("allow", "offered"),
+    [("", True), ("camera; microphone", True), ("camera; microphone; display-capture", False)],
+)
+def test_frame_without_device_permissions_offers_a_new_window(app, allow, offered):
+    playwright, chromium = _chromium()
+    # The LMS is another origin (another loopback port) that frames the page, as in real life.
+    course = Flask("lms")
+    course.add_url_rule("/course", view_func=lambda: course.config["PAGE"])
+    with live_server(app) as base, live_server(course) as lms, playwright.sync_playwright() as p:
+        with app.app_context():
+            attempt = make_attempt(make_platform(issuer=lms), get_profiles(app)["standard"])
+            db.session.commit()
+            attempt_id = attempt.id
+        with app.test_request_context():
+            token = exam_page.sign("open", {"a": attempt_id, "l": "en", "r": None})
+        course.config["PAGE"] = (
+            f'<iframe id="lti" allow="{allow}" src="{base}/exam/open/{token}"></iframe>'
+        )
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.route(SDK_URL, lambda r: r.fulfill(body=FAKE_SDK, content_type="text/javascript"))
+        page.goto(f"{lms}/course")
+        frame = page.frame_locator("#lti")
+        frame.locator("#exam-start").wait_for(state="visible")
+        assert frame.locator("#exam-open-window").is_visible() is offered
+        browser.close()

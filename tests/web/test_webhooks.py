@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from lti_proctor.attempts.models import Attempt, WebhookEvent
+from lti_proctor.extensions import db
+from lti_proctor.jobs.models import OutboxJob
+from lti_proctor.proctoring.profiles import get_profiles
+from tests.factories_attempts import deliver_webhook, make_attempt, make_platform, webhook_body
+
+
+def given_attempt(app, state=None, profile="standard"):
+    with app.app_context():
+        attempt = make_attempt(make_platform(), get_profiles(app)[profile], state=state)
+        db.session.commit()
+        db.session.refresh(attempt)
+        db.session.expunge(attempt)
+        return attempt
+
+
+def snapshot(app, attempt_id):
+    """What a user would check after a delivery: state, stored events and queued jobs."""
+    with app.app_context():
+        attempt = db.session.get(Attempt, attempt_id)
+        events = db.session.scalars(select(WebhookEvent.kind)).all()
+        jobs = db.session.execute(
+            select(OutboxJob.kind, OutboxJob.payload).order_by(OutboxJob.id)
+        ).all()
+        return attempt.state, list(events), [(kind, payload) for kind, payload in jobs]
+
+
+def test_start_webhook_starts_the_attempt_and_queues_the_gradebook(app, client, http):
+    attempt = given_attempt(app)
+    resp = deliver_webhook(client, attempt, "start")
+    assert resp.status_code == 200
+    assert resp.json == {"ok": True}
+    state, events, jobs = snapshot(app, attempt.id)
+    assert (state, events) == ("started", ["start"])
+    assert jobs == [("ags.publish_status", {"attempt_id": attempt.id, "state": "started"})]
+    assert len(http.calls) == 0  # nothing outbound inside the request
+
+
+def test_finish_webhook_keeps_service_ids_and_queues_report_fetch(app, client):
+    attempt = given_attempt(app, state="started")
+    assert deliver_webhook(client, attempt, "finish").status_code == 200
+    state, _, jobs = snapshot(app, attempt.id)
+    assert state == "finished"
+    assert [kind for kind, _ in jobs][-2:] == ["ags.publish_status", "report.fetch"]
+    with app.app_context():
+        stored = db.session.get(Attempt, attempt.id)
+        assert stored.service_attempt_id == "884211"
+        assert stored.report_url == "https://app.proctor.example.test/report/884211"
+        assert stored.finished_at.isoformat().startswith("2026-03-02T09:12:40")
+
+
+@pytest.mark.parametrize(
+    ("header", "query"),
+    [
+        ("wrong-secret", "same"),
+        ("same", "wrong-secret"),
+        (None, None),
+        ("wrong-secret", None),
+        (None, "wrong-secret"),
+        ("", ""),
+    ],
+    ids=[
+        "header-wrong",
+        "query-wrong",
+        "both-missing",
+        "only-header-wrong",
+        "only-query-wrong",
+        "empty",
+    ],
+)
+def test_forged_secret_is_401_and_changes_nothing(app, client, header, query):
+    attempt = given_attempt(app)
+    before = snapshot(app, attempt.id)
+    resp = deliver_webhook(client, attempt, "start", header_secret=header, query_secret=query)
+    assert resp.status_code == 401
+    assert resp.mimetype == "text/plain"
+    assert snapshot(app, attempt.id) == before
+
+
+def test_secret_of_another_attempt_is_refused(app, client):
+    mine = given_attempt(app)
+    with app.app_context():
+        other = make_attempt(
+            make_platform(issuer="https://other.example"), get_profiles(app)["standard"]
+        )
+        db.session.commit()
+        other_secret = other.webhook_secret
+    resp = deliver_webhook(
+        client, mine, "start", header_secret=other_secret, query_secret=other_secret
+    )
+    assert resp.status_code == 401
+    assert snapshot(app, mine.id)[0] == "created"
+
+
+def test_unknown_attempt_is_404(app, client):
+    attempt = given_attempt(app)
+    body = webhook_body(attempt, "start")
+    body["attempt_id"] = body["session_data"]["external_id"] = (
+        "9b2f0c7e-0000-4f7e-9d41-1b8a6f0e2a55"
+    )
+    resp = deliver_webhook(client, attempt, "start", body=body)
+    assert resp.status_code == 404
+    assert snapshot(app, attempt.id)[0] == "created"
+
+
+def test_duplicate_delivery_is_a_no_op(app, client):
+    attempt = given_attempt(app)
+    assert deliver_webhook(client, attempt, "start").status_code == 200
+    once = snapshot(app, attempt.id)
+    again = deliver_webhook(client, attempt, "start")
+    assert again.status_code == 200 and again.json == {"ok": True}
+    assert snapshot(app, attempt.id) == once
+
+
+def test_finish_before_start_is_accepted(app, client):
+    attempt = given_attempt(app)
+    assert deliver_webhook(client, attempt, "finish").status_code == 200
+    state, _, jobs = snapshot(app, attempt.id)
+    assert state == "finished"
+    assert jobs == [
+        ("ags.publish_status", {"attempt_id": attempt.id, "state": "finished"}),
+        ("report.fetch", {"attempt_id": attempt.id}),
+    ]
+
+
+def test_start_after_finish_changes_nothing(app, client):
+    attempt = given_attempt(app)
+    deliver_webhook(client, attempt, "finish")
+    state_before, _, jobs_before = snapshot(app, attempt.id)
+    resp = deliver_webhook(client, attempt, "start")
+    assert resp.status_code == 200
+    state, events, jobs = snapshot(app, attempt.id)
+    assert (state, jobs) == (state_before, jobs_before)
+    assert events == ["finish", "start"]  # kept for the record, applied as nothing
+
+
+def test_form_encoded_delivery_is_accepted(app, client):
+    attempt = given_attempt(app)
+    resp = deliver_webhook(client, attempt, "start", form=True)
+    assert resp.status_code == 200
+    with app.app_context():
+        stored = db.session.get(Attempt, attempt.id)
+        assert stored.state == "started"
+        assert stored.service_attempt_id == "884211"
+        event = db.session.scalars(select(WebhookEvent)).one()
+        assert event.content_type == "application/x-www-form-urlencoded"
+        assert "attempt_id=" in event.raw_body
+
+
+def test_attempt_found_from_the_query_echo(app, client):
+    attempt = given_attempt(app)
+    body = {"event": "start", "status": "active"}
+    resp = client.post(
+        f"/webhooks/trustexam/start?sig={attempt.webhook_secret}&attempt_id={attempt.id}",
+        data=json.dumps(body),
+        content_type="application/json",
+    )
+    assert resp.status_code == 200
+    assert snapshot(app, attempt.id)[0] == "started"
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b"[1, 2]", "application/json", 400),
+        (b"\xff\xfe\x00", "application/json", 400),
+        (b"\xff\xfe\x00", "application/x-www-form-urlencoded", 404),
+        (b"", "application/json", 400),
+        (b"a[b][c]=1&&=", "application/x-www-form-urlencoded", 404),
+        (b"<xml/>", "text/xml", 404),
+    ],
+)
+def test_garbage_is_refused_without_a_500(app, client, raw, content_type, status):
+    attempt = given_attempt(app)
+    resp = deliver_webhook(client, attempt, "start", raw=raw, content_type=content_type)
+    assert resp.status_code == status
+    assert snapshot(app, attempt.id)[0] == "created"
+
+
+def test_unknown_event_path_is_404(app, client):
+    attempt = given_attempt(app)
+    assert deliver_webhook(client, attempt, "pause").status_code == 404
+
+
+def test_event_for_a_failed_attempt_is_a_conflict(app, client):
+    attempt = given_attempt(app)
+    with app.app_context():
+        db.session.get(Attempt, attempt.id).state = "failed"
+        db.session.commit()
+    resp = deliver_webhook(client, attempt, "start")
+    assert resp.status_code == 409
+    assert resp.get_data(as_text=True).strip() == "attempt.state_conflict"
+    assert snapshot(app, attempt.id)[0] == "failed"
