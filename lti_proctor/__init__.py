@@ -21,6 +21,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     config.load_config(app, overrides)
+    from lti_proctor.sandbox.policy import check_sandbox_policy
+
+    check_sandbox_policy(app.config)
     import_models()
     db.init_app(app)
     if app.config["AUTO_SETUP"]:

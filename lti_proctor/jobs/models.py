@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Dialect, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lti_proctor.extensions import db
@@ -15,6 +15,25 @@ from lti_proctor.extensions import db
 def utcnow() -> datetime:
     """Timezone-aware now, the only clock the outbox uses."""
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store every timestamp in UTC; a naive one is taken to be UTC already."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Give back an aware UTC datetime on every database."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class JobStatus(StrEnum):
@@ -28,17 +47,24 @@ class JobStatus(StrEnum):
 
 
 class OutboxJob(db.Model):  # type: ignore[name-defined,misc]
-    """A job waiting for, or done by, a worker."""
+    """A job waiting for, or done by, a worker.
+
+    While a worker runs a job, `locked_by`/`locked_at` name the claim and `lease_expires_at` says
+    when another worker may take the job over (its worker is presumed dead after that).
+    """
 
     __tablename__ = "outbox_job"
+    __table_args__ = (Index("ix_outbox_job_due", "status", "scheduled_at", "id"),)
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(64), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default=JobStatus.TODO.value, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.TODO.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    scheduled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    scheduled_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     dedupe_key: Mapped[str | None] = mapped_column(String(255), index=True)
     locked_by: Mapped[str | None] = mapped_column(String(128))
-    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

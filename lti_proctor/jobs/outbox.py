@@ -1,11 +1,16 @@
-"""enqueue(): adds a job row to the current transaction; never commits."""
+"""The outbox's operations: enqueue() a job in the current transaction, list and revive jobs.
+
+Nothing here commits: enqueue() adds its row to the caller's transaction, so the job exists if and
+only if the state change that caused it was committed. The request, job or command edge commits.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import JobStatus, OutboxJob, utcnow
@@ -18,25 +23,81 @@ def enqueue(
     dedupe_key: str | None = None,
     run_at: datetime | None = None,
 ) -> OutboxJob | None:
-    """Add a job to the session; skip it when a todo/doing job has the same dedupe_key."""
-    if dedupe_key is not None:
-        pending = db.session.scalar(
-            select(OutboxJob.id).where(
-                OutboxJob.dedupe_key == dedupe_key,
-                OutboxJob.status.in_([JobStatus.TODO.value, JobStatus.DOING.value]),
-            )
-        )
-        if pending is not None:
-            return None
+    """Add a job to the session; skip it (return None) when a todo job has the same dedupe_key.
+
+    Only waiting (todo) jobs dedupe: a job already running may have read the state before the
+    change that enqueues this one, so skipping behind it could lose an update. Dedupe saves work;
+    it is no guarantee (two concurrent transactions may both enqueue), so handlers are idempotent.
+    """
+    if not kind:
+        raise ValueError("a job needs a kind")
+    if dedupe_key is not None and get_waiting_job_id(dedupe_key) is not None:
+        return None
+    now = utcnow()
     job = OutboxJob(
         kind=kind,
         payload=payload,
         dedupe_key=dedupe_key,
         status=JobStatus.TODO.value,
         attempts=0,
-        scheduled_at=run_at or utcnow(),
-        created_at=utcnow(),
+        scheduled_at=run_at or now,
+        created_at=now,
     )
     db.session.add(job)
     db.session.flush()
     return job
+
+
+def get_waiting_job_id(dedupe_key: str) -> int | None:
+    """The id of a todo job with dedupe_key, or None."""
+    return db.session.scalar(
+        select(OutboxJob.id)
+        .where(OutboxJob.dedupe_key == dedupe_key, OutboxJob.status == JobStatus.TODO.value)
+        .limit(1)
+    )
+
+
+def find_jobs(*, status: JobStatus | None = None, limit: int = 20) -> Sequence[OutboxJob]:
+    """The most recent jobs, newest first, optionally only those with status."""
+    query = select(OutboxJob).order_by(OutboxJob.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(OutboxJob.status == status.value)
+    return db.session.scalars(query).all()
+
+
+def count_jobs_by_status() -> dict[str, int]:
+    """How many jobs have each status (statuses with no job are left out)."""
+    rows = db.session.execute(
+        select(OutboxJob.status, func.count()).group_by(OutboxJob.status)
+    ).all()
+    return {status: count for status, count in rows}
+
+
+def revive_job(job: OutboxJob, *, now: datetime | None = None) -> None:
+    """Put a dead (failed) job back in the queue, due now, with its attempts reset."""
+    if job.status != JobStatus.FAILED.value:
+        raise ValueError(f"job {job.id} is {job.status}, not dead (failed)")
+    job.status = JobStatus.TODO.value
+    job.attempts = 0
+    job.scheduled_at = now or utcnow()
+    job.locked_by = job.locked_at = job.lease_expires_at = None
+    db.session.flush()
+
+
+def revive_dead_jobs(*, now: datetime | None = None) -> int:
+    """Put every dead (failed) job back in the queue, due now; return how many."""
+    result = db.session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.status == JobStatus.FAILED.value)
+        .values(
+            status=JobStatus.TODO.value,
+            attempts=0,
+            scheduled_at=now or utcnow(),
+            locked_by=None,
+            locked_at=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.flush()
+    return int(getattr(result, "rowcount", 0))

@@ -1,0 +1,68 @@
+"""Fixtures for outbox tests: an app context, a settable clock and test handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from lti_proctor.extensions import db
+from lti_proctor.jobs import handlers
+from lti_proctor.jobs.models import OutboxJob, utcnow
+
+
+class Clock:
+    """A clock the test moves by hand; starts a minute ahead so jobs enqueued now are due."""
+
+    def __init__(self) -> None:
+        self.now = utcnow() + timedelta(minutes=1)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[None]:
+    with app.app_context():
+        yield
+
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+@pytest.fixture
+def register(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, Handler], None]:
+    """register(kind, fn): a handler for this test only."""
+    handlers.load_handlers()  # the real modules first, so the test's entry is not overwritten
+
+    def add(kind: str, fn: Handler) -> None:
+        monkeypatch.setitem(handlers.HANDLERS, kind, fn)
+
+    return add
+
+
+@pytest.fixture
+def calls(register: Callable[[str, Handler], None]) -> list[dict[str, Any]]:
+    """Registers `test.ok`, which records each payload it runs with."""
+    seen: list[dict[str, Any]] = []
+    register("test.ok", seen.append)
+    return seen
+
+
+def reload(job_id: int) -> OutboxJob:
+    """The job as the database has it now (not the session's cached copy)."""
+    db.session.expire_all()
+    job = db.session.get(OutboxJob, job_id)
+    assert job is not None
+    return job
