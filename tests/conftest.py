@@ -139,3 +139,22 @@ def lti_platform(app: Flask, client: FlaskClient, http: responses.RequestsMock) 
     from tests.launches import LaunchBuilder
 
     return LaunchBuilder(app, client, http)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say plainly whether the PostgreSQL half of the suite ran."""
+    postgres_runs = [
+        report
+        for kind in ("passed", "failed", "error", "skipped")
+        for report in terminalreporter.stats.get(kind, [])
+        if "postgresql" in getattr(report, "nodeid", "").partition("[")[2]
+        and report.when in ("call", "setup")
+    ]
+    if not postgres_runs:
+        return
+    if pg_available():
+        terminalreporter.write_line(f"PostgreSQL run: done against {PG_URL}", green=True)
+    else:
+        terminalreporter.write_line(
+            f"PostgreSQL run SKIPPED: not reachable at {PG_URL}", yellow=True, bold=True
+        )
