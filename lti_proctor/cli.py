@@ -299,7 +299,7 @@ def jobs_list(dead: bool, limit: int) -> None:
             j.status,
             str(j.attempts),
             _when(j.scheduled_at),
-            _excerpt(j.last_error),
+            _excerpt(j.last_error, width=240 if dead else 60),  # dead: the reason matters
         )
         for j in jobs
     ]

@@ -62,7 +62,9 @@ class Exam(db.Model):  # type: ignore[name-defined,misc]
     external_id: Mapped[str] = mapped_column(String(SERVICE_ID_MAX), unique=True)
     group_external_id: Mapped[str | None] = mapped_column(String(SERVICE_ID_MAX))
     lineitems_url: Mapped[str | None] = mapped_column(String(1024))
-    lineitem_url: Mapped[str | None] = mapped_column(String(1024))
+    lineitem_url: Mapped[str | None] = mapped_column(String(1024))  # the LMS's own grade column
+    # The tool's "Proctoring: <exam>" column, found or created once by the gradebook job.
+    proctoring_lineitem_url: Mapped[str | None] = mapped_column(String(1024))
     ags_scopes: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -129,24 +131,18 @@ def sync_exam_from_launch(ctx: LaunchContext, *, now: datetime) -> Exam:
     if not ctx.resource_link_id:
         raise ValueError("a resource link launch without resource_link.id has no exam")
     external_id = assignment_external_id(ctx.issuer, ctx.deployment_id, ctx.resource_link_id)
-    exam = _get_by_external_id(Exam, external_id)
-    if exam is None:
-        insert_if_absent(
-            Exam,
-            {
-                "platform_id": ctx.platform_id,
-                "deployment_id": ctx.deployment_id,
-                "resource_link_id": ctx.resource_link_id,
-                "external_id": external_id,
-                "created_at": now,
-                "updated_at": now,
-            },
-            unique_on=["external_id"],
-        )
-        exam = _get_by_external_id(Exam, external_id)
-    assert exam is not None  # inserted above, or by the transaction we waited for
+    exam: Exam = _get_or_insert(
+        Exam,
+        {
+            "platform_id": ctx.platform_id,
+            "deployment_id": ctx.deployment_id,
+            "resource_link_id": ctx.resource_link_id,
+            "external_id": external_id,
+        },
+        now=now,
+    )
     _update(exam, _exam_fields(ctx), now=now)
-    return exam  # type: ignore[no-any-return]
+    return exam
 
 
 def _exam_fields(ctx: LaunchContext) -> dict[str, Any]:
@@ -170,21 +166,11 @@ def _exam_fields(ctx: LaunchContext) -> dict[str, Any]:
 def sync_learner_from_launch(ctx: LaunchContext, *, now: datetime) -> Learner:
     """Find or create the launching user and store the name and email the platform shared now."""
     external_id = student_external_id(ctx.issuer, ctx.user_sub)
-    learner = _get_by_external_id(Learner, external_id)
-    if learner is None:
-        insert_if_absent(
-            Learner,
-            {
-                "platform_id": ctx.platform_id,
-                "sub": ctx.user_sub,
-                "external_id": external_id,
-                "created_at": now,
-                "updated_at": now,
-            },
-            unique_on=["external_id"],
-        )
-        learner = _get_by_external_id(Learner, external_id)
-    assert learner is not None
+    learner: Learner = _get_or_insert(
+        Learner,
+        {"platform_id": ctx.platform_id, "sub": ctx.user_sub, "external_id": external_id},
+        now=now,
+    )
     # What the platform shares now wins: a privacy setting turned on later must clear old values.
     _update(
         learner,
@@ -196,11 +182,23 @@ def sync_learner_from_launch(ctx: LaunchContext, *, now: datetime) -> Learner:
         },
         now=now,
     )
-    return learner  # type: ignore[no-any-return]
+    return learner
 
 
 def _get_by_external_id(model: Any, external_id: str) -> Any:
     return db.session.scalar(select(model).where(model.external_id == external_id))
+
+
+def _get_or_insert(model: Any, values: Mapping[str, Any], *, now: datetime) -> Any:
+    """The row with values' external_id, inserted first if absent (safe under concurrency)."""
+    row = _get_by_external_id(model, values["external_id"])
+    if row is None:
+        insert_if_absent(
+            model, {**values, "created_at": now, "updated_at": now}, unique_on=["external_id"]
+        )
+        row = _get_by_external_id(model, values["external_id"])
+    assert row is not None  # inserted above, or by the transaction we waited for
+    return row
 
 
 def _update(row: Exam | Learner, fields: Mapping[str, Any], *, now: datetime) -> None:

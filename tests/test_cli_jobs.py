@@ -76,7 +76,8 @@ def test_jobs_list_dead_shows_dead_jobs_with_their_error(
     assert lines[1].split()[:4] == [str(bug), "test.bug", "failed", "1"]
     assert "ValueError: attempt 12 has no line item URL" in lines[1]
     assert lines[2].split()[:4] == [str(down), "test.down", "failed", "2"]
-    assert "ProviderUnavailableError: LMS answered 503 Service Unavaila…" in lines[2]
+    # --dead shows the reason in full (up to 240 characters): it is what the admin acts on.
+    assert "ProviderUnavailableError: LMS answered 503 Service Unavailable (status 503)" in lines[2]
     assert "test.ok" not in result.output
     assert lines[-1] == "Outbox: 2 failed, 1 succeeded."
 

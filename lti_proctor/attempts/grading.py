@@ -11,8 +11,9 @@ never overwrite a newer status.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from lti_proctor.proctoring.types import AttemptReport, Profile
@@ -21,6 +22,10 @@ ActivityProgressValue = Literal["Initialized", "Started", "InProgress", "Submitt
 GradingProgressValue = Literal["NotReady", "Failed", "Pending", "PendingManual", "FullyGraded"]
 
 RISK_MAX = 100.0
+# The order of the states the gradebook is told about; each status's timestamp must be later.
+STATE_ORDER = ("started", "finished", "failed", "reported")
+# Moodle keeps score times in whole seconds and refuses an equal one: keep states >= 1 s apart.
+MIN_STEP = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,28 @@ class GradebookStatus:
     def needs_review(self) -> bool:
         """True when a person has to look at the attempt before it counts."""
         return self.grading_progress in ("PendingManual", "Failed")
+
+
+def status_time(state: str, times: Mapping[str, datetime | None]) -> datetime:
+    """The timestamp of the gradebook status for `state`: when the attempt entered it.
+
+    `times` maps states to when the attempt entered them (None: never). The service's clock
+    sets started/finished and ours sets reported, so each time is lifted to at least 1 s after
+    the previous state's: the LMS then always ranks a later state's status above an earlier one.
+    """
+    if state not in STATE_ORDER:
+        raise ValueError(f"unknown attempt state {state!r}")
+    last: datetime | None = None
+    for name in STATE_ORDER:
+        moment = times.get(name)
+        if moment is not None and last is not None:
+            moment = max(moment, last + MIN_STEP)
+        if name == state:
+            if moment is None:
+                raise ValueError(f"the attempt has no time for state {state!r}")
+            return moment
+        last = moment or last
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def integrity_score(risk: float, *, score_maximum: float) -> float:

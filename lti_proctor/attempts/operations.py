@@ -265,6 +265,19 @@ def mark_finished(attempt: Attempt, *, now: datetime, finished_at: datetime | No
     return True
 
 
+def mark_reported(attempt: Attempt, *, now: datetime) -> bool:
+    """Record that the AI report is in and queue the final gradebook status; False if no change.
+
+    Raises AttemptStateError unless the attempt is finished (or already reported).
+    """
+    if not _move(attempt, AttemptStatus.REPORTED, now=now):
+        return False
+    attempt.reported_at = now
+    _enqueue_status(attempt, AttemptStatus.REPORTED)
+    db.session.flush()
+    return True
+
+
 def record_submitted(attempt: Attempt, *, now: datetime) -> None:
     """Note that the page says the student submitted; the finish webhook stays the authority."""
     if attempt.submitted_at is None:

@@ -18,7 +18,7 @@ from lti_proctor.jobs.retry import UnknownJobKindError
 Handler = Callable[[dict[str, Any]], None]
 
 # Modules that define handlers; add one line per module (e.g. "lti_proctor.jobs.ags_jobs").
-HANDLER_MODULES: list[str] = []
+HANDLER_MODULES: list[str] = ["lti_proctor.jobs.gradebook", "lti_proctor.jobs.reports"]
 
 HANDLERS: dict[str, Handler] = {}
 

@@ -6,17 +6,9 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    """Attach every blueprint of the tool to app."""
-    from lti_proctor.web import errors
+    """Attach the error handlers and every blueprint of the tool to app."""
+    from lti_proctor.web import errors, exam, instructor, lti, webhooks, wellknown
 
     errors.init_app(app)
-    from lti_proctor.web import lti
-
-    app.register_blueprint(lti.bp)
-    from lti_proctor.web import wellknown
-
-    app.register_blueprint(wellknown.bp)
-    from lti_proctor.web import exam, webhooks
-
-    app.register_blueprint(exam.bp)
-    app.register_blueprint(webhooks.bp)
+    for module in (lti, wellknown, exam, webhooks, instructor):
+        app.register_blueprint(module.bp)

@@ -37,6 +37,7 @@ from lti_proctor.proctoring.errors import (
 from lti_proctor.proctoring.profiles import get_profiles, resolve_profile
 from lti_proctor.proctoring.types import Profile
 from lti_proctor.store import get_store
+from lti_proctor.web import instructor
 from lti_proctor.web.exam_page import (
     PageContext,
     api_token,
@@ -91,8 +92,8 @@ def respond_to_launch(ctx: LaunchContext) -> ResponseReturnValue:
 
 
 def _instructor_view(ctx: LaunchContext) -> ResponseReturnValue:
-    """The teacher's page of this exam link (the results view replaces it later)."""
-    return render_template("exam/instructor.html", title=ctx.resource_link_title or "Exam")
+    """The teacher's page of this exam link: the attempts and their proctoring results."""
+    return instructor.respond_to_instructor_launch(ctx)
 
 
 def _resolve_profile(ctx: LaunchContext) -> Profile:
