@@ -11,7 +11,7 @@ from flask import Flask
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the tool's Flask app from defaults, instance config, environment and overrides."""
-    from lti_proctor import config, store
+    from lti_proctor import config, logs, store
     from lti_proctor.cli import register_cli
     from lti_proctor.extensions import db
     from lti_proctor.jobs import worker
@@ -27,6 +27,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     config.load_config(app, overrides)
     check_sandbox_policy(app.config)
+    logs.init_app(app)
     import_models()
     db.init_app(app)
     if app.config["AUTO_SETUP"]:

@@ -55,7 +55,9 @@ class Defaults:
     OUTBOX_MAX_ATTEMPTS = 8
     OUTBOX_BASE_DELAY_S = 30
     OUTBOX_STALL_AFTER_S = 300
-    OUTBOX_EMBEDDED_WORKER = False  # the demo and the embedded server run one worker thread
+    # None -> on with the embedded SQLite database (one worker thread inside the server), off
+    # with a configured database, where `lti-proctor worker` processes do the work.
+    OUTBOX_EMBEDDED_WORKER: bool | None = None
     OUTBOX_EMBEDDED_WORKER_IN_TESTS = False  # under TESTING the thread starts only if this is on
     OUTBOX_MAX_DELAY_S = 3600  # backoff never waits longer (unless the LMS asks, Retry-After)
     OUTBOX_POLL_INTERVAL_S = 1.0  # an idle worker looks for due jobs this often
@@ -96,6 +98,8 @@ def _derive(app: Flask) -> None:
         )
     if not cfg.get("SECRET_KEY"):
         cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    if cfg.get("OUTBOX_EMBEDDED_WORKER") is None:
+        cfg["OUTBOX_EMBEDDED_WORKER"] = str(cfg["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite")
     cfg["BASE_URL"] = str(cfg["BASE_URL"]).rstrip("/")
     if not cfg.get("TRUSTEXAM_REPORT_API_KEY"):
         cfg["TRUSTEXAM_REPORT_API_KEY"] = cfg.get("TRUSTEXAM_API_KEY")

@@ -9,6 +9,7 @@ from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from lti_proctor.extensions import db
+from lti_proctor.lti.errors import LaunchError
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,21 @@ def wants_text() -> bool:
 
 def init_app(app: Flask) -> None:
     """Install the error handlers."""
+
+    @app.errorhandler(LaunchError)
+    def launch_error(exc: LaunchError):  # type: ignore[no-untyped-def]
+        """A refused login or launch: a readable page with the reason code and a request id."""
+        request_id = uuid.uuid4().hex[:12]
+        db.session.rollback()
+        log.warning(
+            "launch refused reason=%s detail=%s request_id=%s path=%s",
+            exc.reason.value,
+            exc.detail,
+            request_id,
+            request.path,
+        )
+        page = render_template("errors/launch.html", error=exc, request_id=request_id)
+        return page, exc.status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

@@ -6,22 +6,15 @@ one place, _respond_to_launch(), which hands resource-link launches to the exam 
 
 from __future__ import annotations
 
-import logging
-import uuid
-
 from flask import Blueprint, current_app, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 
-from lti_proctor.extensions import db
 from lti_proctor.lti.claims import MessageType
-from lti_proctor.lti.errors import LaunchError
 from lti_proctor.lti.launch import LaunchContext, validate_launch
 from lti_proctor.lti.oidc import LaunchSettings, clear_state_cookie, start_login
 from lti_proctor.lti.registrations import DbToolConf
 from lti_proctor.store import get_store
 from lti_proctor.web import exam
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("lti", __name__)
 
@@ -80,19 +73,3 @@ def _respond_to_launch(ctx: LaunchContext) -> ResponseReturnValue:
     if ctx.message_type == MessageType.DEEP_LINKING:
         return render_template("lti/launched.html", ctx=ctx)
     return exam.respond_to_launch(ctx)
-
-
-@bp.app_errorhandler(LaunchError)
-def launch_error(exc: LaunchError) -> ResponseReturnValue:
-    """A refused login or launch: a readable page with the reason code and a request id."""
-    request_id = uuid.uuid4().hex[:12]
-    db.session.rollback()
-    log.warning(
-        "launch refused reason=%s detail=%s request_id=%s path=%s",
-        exc.reason.value,
-        exc.detail,
-        request_id,
-        request.path,
-    )
-    page = render_template("errors/launch.html", error=exc, request_id=request_id)
-    return page, exc.status
