@@ -7,13 +7,13 @@ writes commit on their own connection, independent of the request's transaction.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 from flask import Flask, current_app
-from sqlalchemy import DateTime, String, Text, delete, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import DateTime, String, Text, create_engine, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lti_proctor.extensions import db
@@ -96,6 +96,18 @@ class DatabaseStore:
     def _now() -> datetime:
         return datetime.now(UTC)
 
+    def _expiry(self, ttl_s: float) -> datetime:
+        return self._now() + timedelta(seconds=ttl_s)
+
+    def _insert(self) -> Any:
+        """INSERT with ON CONFLICT support on the store's dialect (PostgreSQL or SQLite)."""
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(StoreEntry)
+
+    def dispose(self) -> None:
+        """Close the store's own connection pool."""
+        self._engine.dispose()
+
     def get(self, key: str) -> str | None:
         """Return the live value of key, or None."""
         with self._engine.connect() as conn:
@@ -109,35 +121,33 @@ class DatabaseStore:
         return str(row.value)
 
     def set(self, key: str, value: str, ttl_s: float) -> None:
-        """Store value under key for ttl_s seconds, replacing any value."""
-        expires = self._now() + timedelta(seconds=ttl_s)
+        """Store value under key for ttl_s seconds, replacing any value (one atomic upsert)."""
+        row = {"key": self._k(key), "value": value, "expires_at": self._expiry(ttl_s)}
+        insert = self._insert().values(**row)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[StoreEntry.key],
+            set_={"value": insert.excluded.value, "expires_at": insert.excluded.expires_at},
+        )
         with self._engine.begin() as conn:
-            conn.execute(delete(StoreEntry).where(StoreEntry.key == self._k(key)))
-            conn.execute(
-                StoreEntry.__table__.insert().values(
-                    key=self._k(key), value=value, expires_at=expires
-                )
-            )
+            conn.execute(upsert)
 
     def add(self, key: str, value: str, ttl_s: float) -> bool:
         """Store value only if key has no live value; True when this call stored it."""
-        now = self._now()
         with self._engine.begin() as conn:
             conn.execute(
                 delete(StoreEntry).where(
-                    StoreEntry.key == self._k(key), StoreEntry.expires_at <= now
+                    StoreEntry.key == self._k(key), StoreEntry.expires_at <= self._now()
                 )
             )
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    StoreEntry.__table__.insert().values(
-                        key=self._k(key), value=value, expires_at=now + timedelta(seconds=ttl_s)
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        insert = self._insert().values(
+            key=self._k(key), value=value, expires_at=self._expiry(ttl_s)
+        )
+        stmt = insert.on_conflict_do_nothing(index_elements=[StoreEntry.key]).returning(
+            StoreEntry.key
+        )
+        with self._engine.begin() as conn:
+            stored = conn.execute(stmt).first()
+        return stored is not None
 
     def pop(self, key: str) -> str | None:
         """Remove key and return its live value; of two callers, only one gets it."""
@@ -173,9 +183,18 @@ def init_app(app: Flask) -> None:
     if url:
         store = RedisStore(str(url), prefix=prefix)
     else:
-        with app.app_context():
-            store = DatabaseStore(db.engine, prefix="")
+        # Its own pool: a request holding its session's connection must never wait for a
+        # second connection from the same pool to read a nonce (that deadlocks under load).
+        store = DatabaseStore(_store_engine(app), prefix="")
     app.extensions["lti_proctor_store"] = store
+
+
+def _store_engine(app: Flask) -> Engine:
+    uri = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if uri.get_backend_name() == "sqlite" and uri.database in (None, "", ":memory:"):
+        with app.app_context():  # an in-memory database exists only behind the app's engine
+            return db.engine
+    return create_engine(uri, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 def get_store() -> SharedStore:

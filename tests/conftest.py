@@ -103,6 +103,9 @@ def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     """The tool, on a clean database."""
     application = create_app(app_config)
     yield application
+    store = application.extensions["lti_proctor_store"]
+    if hasattr(store, "dispose"):
+        store.dispose()
     with application.app_context():
         db.session.remove()
         if db.engine.dialect.name == "postgresql":

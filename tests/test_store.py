@@ -60,3 +60,25 @@ def test_app_uses_redis_store_when_configured(app: Flask) -> None:
             RedisStore if app.config.get("REDIS_URL") else DatabaseStore
         )
         assert isinstance(get_store(), expected)
+
+
+def test_concurrent_writers_of_one_key_never_fail(store: SharedStore) -> None:
+    # At an exam start many workers cache the same key set at once.
+    import threading
+
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for _ in range(10):
+                store.set("lti:jwks:same", f"value-{n}", 60)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not errors
+    assert (store.get("lti:jwks:same") or "").startswith("value-")

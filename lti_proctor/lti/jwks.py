@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from lti_proctor.lti.errors import LaunchError, LaunchReason
 log = logging.getLogger(__name__)
 
 REFETCH_MIN_INTERVAL_S = 60.0
+FETCH_WAIT_POLL_S = 0.05  # how often a launch waiting for another's key-set fetch looks again
 _MAX_KEYSET_BYTES = 512 * 1024
 
 
@@ -63,10 +65,27 @@ class KeySetCache:
         return key
 
     def _cached_or_fetched(self, jwks_url: str) -> tuple[dict[str, Any], bool]:
+        """The cached key set, or a fresh one; True when it was fetched just now.
+
+        At an exam start many first launches miss the cache at once: one of them (across all
+        workers) takes a short lock in the store and fetches, the others wait for its copy.
+        """
         cached = self.store.get(_cache_key(jwks_url))
         if cached is not None:
             return json.loads(cached), False
-        return self._fetch_and_cache(jwks_url), True
+        lock = _fetch_lock_key(jwks_url)
+        if self.store.add(lock, "1", self.timeout_s + 1):
+            try:
+                return self._fetch_and_cache(jwks_url), True
+            finally:
+                self.store.pop(lock)
+        deadline = time.monotonic() + self.timeout_s + 1
+        while time.monotonic() < deadline:
+            time.sleep(FETCH_WAIT_POLL_S)
+            cached = self.store.get(_cache_key(jwks_url))
+            if cached is not None:
+                return json.loads(cached), True  # as fresh as a fetch of our own
+        return self._fetch_and_cache(jwks_url), True  # the fetching worker gave up or died
 
     def _may_refetch(self, jwks_url: str) -> bool:
         """At most one refetch per URL per interval, across all workers."""
@@ -141,6 +160,10 @@ def _digest(jwks_url: str) -> str:
 
 def _cache_key(jwks_url: str) -> str:
     return f"lti:jwks:{_digest(jwks_url)}"
+
+
+def _fetch_lock_key(jwks_url: str) -> str:
+    return f"lti:jwks-fetching:{_digest(jwks_url)}"
 
 
 def _refetch_key(jwks_url: str) -> str:

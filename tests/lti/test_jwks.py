@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,3 +106,38 @@ def test_unusable_key_set_is_jwks_unavailable_and_not_cached(
         assert refused.value.reason is LaunchReason.JWKS_UNAVAILABLE
 
     assert _calls(http) == 2  # nothing bad was cached
+
+
+def test_concurrent_first_launches_fetch_the_key_set_once(
+    app: Flask, cache: KeySetCache, http: responses.RequestsMock
+) -> None:
+    import threading
+    import time
+
+    key = platform_key()
+
+    def slow_jwks(request: Any) -> tuple[int, dict[str, str], str]:
+        time.sleep(0.3)  # a slow LMS: the other launches arrive while this fetch runs
+        return 200, {"Content-Type": "application/json"}, json.dumps({"keys": [key.public_jwk]})
+
+    http.add_callback(responses.GET, JWKS_URL, callback=slow_jwks)
+    found: list[Any] = []
+    errors: list[BaseException] = []
+
+    def launch() -> None:
+        try:
+            with app.app_context():  # each launch its own worker thread, one shared store
+                worker_cache = KeySetCache(get_store(), timeout_s=3, cache_s=600)
+                found.append(worker_cache.signing_key(JWKS_URL, key.kid))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=launch) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+
+    assert not errors
+    assert len(found) == 8
+    assert _calls(http) == 1
