@@ -373,11 +373,12 @@ def demo_command(host: str, port_base: int, family: str) -> None:
 def _create_app() -> Flask:
     from lti_proctor import create_app
     from lti_proctor.config import ConfigError
+    from lti_proctor.proctoring.errors import ProfileError
 
     try:
         return create_app()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (ConfigError, ProfileError) as exc:  # a broken file: one line naming it, no traceback
+        raise click.ClickException(f"cannot start: {exc}") from exc
 
 
 def main() -> None:

@@ -202,3 +202,30 @@ def test_broken_instance_config_through_the_cli_is_one_clear_line(
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("Error: ") and str(instance / "config.py") in line
     assert "NameError" in line
+
+
+def test_broken_profile_through_the_cli_is_one_clear_line(instance: Path, tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    shipped = Path(__file__).resolve().parent.parent / "configs" / "profiles"
+    for source in shipped.glob("*.yaml"):
+        (profiles / source.name).write_text(source.read_text())
+    standard = profiles / "standard.yaml"
+    standard.write_text(standard.read_text().replace("fullscreen_mode:", "fullscreen_mod:"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LTI_PROCTOR_")}
+    env["LTI_PROCTOR_INSTANCE_PATH"] = str(instance)
+    env["LTI_PROCTOR_PROCTOR_PROFILES_DIR"] = str(profiles)
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from lti_proctor.cli import main; main()", "keys", "show"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert str(standard) in line and "fullscreen_mod" in line
