@@ -106,6 +106,9 @@ def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     store = application.extensions["lti_proctor_store"]
     if hasattr(store, "dispose"):
         store.dispose()
+    proctoring_client = application.extensions.pop("lti_proctor_client", None)
+    if proctoring_client is not None:
+        proctoring_client.close()  # the app's kept-alive connections end with the app
     with application.app_context():
         db.session.remove()
         if db.engine.dialect.name == "postgresql":

@@ -176,18 +176,18 @@ def make_attempt(
 ) -> Attempt:
     """An open attempt created the way a launch creates it, optionally moved to `state`."""
     exam, learner = make_exam_and_learner(platform, **launch)
-    outcome = operations.start_or_resume(
+    pending = operations.begin_start(
         exam=exam,
         learner=learner,
         profile=profile,
-        client=FakeClient(),
         links=LINKS,
         now=NOW,
         exam_url=EXAM_URL,
         access_code=ACCESS_CODE,
     )
-    attempt = outcome.attempt
-    assert attempt is not None
+    assert pending.session is not None
+    result = FakeClient().upsert_session(pending.session)
+    attempt = operations.complete_start(pending, result, now=NOW)
     if state in ("started", "finished"):
         operations.mark_started(attempt, now=NOW)
     if state == "finished":

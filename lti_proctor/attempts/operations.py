@@ -1,7 +1,10 @@
 """Operations on attempts: start or resume one at launch; move its state on the service's events.
 
-Plain functions with explicit inputs (the clock, the proctoring client); they flush, never commit,
-and every state change enqueues its outbox jobs in the same transaction. No Flask here.
+Plain functions with explicit inputs (the clock, the launch's values); they flush, never commit,
+and every state change enqueues its outbox jobs in the same transaction. No Flask here. Starting
+an attempt waits on the proctoring service, so it is split into phases the caller commits
+between (begin_start, then the upsert, then complete_start or abandon_start): no transaction
+stays open during the call.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 from sqlalchemy import func, select
 
@@ -21,19 +24,11 @@ from lti_proctor.attempts.states import OPEN, USED, AttemptStatus, check_transit
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner, insert_if_absent
 from lti_proctor.jobs.outbox import enqueue
-from lti_proctor.proctoring.errors import ProviderError
+from lti_proctor.proctoring.errors import ProviderUnavailableError
 from lti_proctor.proctoring.types import Profile, ProviderEvent, SessionRequest, SessionResult
 
 DEFAULT_MAX_ATTEMPTS = 1
 _RACE_RETRIES = 3
-
-
-class SessionClient(Protocol):
-    """What the attempts need of the proctoring client: the idempotent session upsert."""
-
-    def upsert_session(self, request: SessionRequest) -> SessionResult:
-        """Create or update the service's session for one attempt."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +43,7 @@ class SessionLinks:
 
 @dataclass(frozen=True)
 class StartOutcome:
-    """What start_or_resume did: a new or resumed open attempt, or no attempt left ("finished")."""
+    """What a start did: a new or resumed open attempt, or no attempt left ("finished")."""
 
     status: Literal["new", "resumed", "finished"]
     attempt: Attempt | None  # the open attempt; for "finished" the latest used one
@@ -65,46 +60,97 @@ def parse_max_attempts(value: str | None) -> int:
     return max(number, 1)
 
 
-def start_or_resume(
+@dataclass(frozen=True)
+class PendingStart:
+    """Phase 1's answer: the outcome so far and the session upsert still to send (plain values).
+
+    `session` is None when there is nothing to send ("finished"). It is built before phase 1
+    commits, so sending it reads nothing from the database.
+    """
+
+    outcome: StartOutcome
+    session: SessionRequest | None
+    exam_url: str | None
+    access_code: str | None
+
+
+def begin_start(
     *,
     exam: Exam,
     learner: Learner,
     profile: Profile,
-    client: SessionClient,
     links: SessionLinks,
     now: datetime,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     exam_url: str | None = None,
     access_code: str | None = None,
-) -> StartOutcome:
-    """Reuse the learner's open attempt (refreshing its token) or open a new one if allowed.
+) -> PendingStart:
+    """Phase 1 of a launch: find the learner's open attempt, or insert a new one if allowed.
 
+    A launch waits on the proctoring service, so it runs as three short transactions rather
+    than one: no database transaction (SQLite's write lock, a PostgreSQL connection and its row
+    locks) may stay open while the service answers. The caller commits after each phase:
+      1. begin_start() (commit), 2. client.upsert_session(pending.session) with nothing open,
+      3. complete_start() (commit) - or abandon_start() (commit) when the upsert failed.
     Two launches at once open one attempt: the unique (exam, learner, number) key makes the
-    slower one wait for the faster and then resume its attempt. When the service cannot create
-    the session, the new attempt is removed again and the ProviderError propagates.
+    slower one wait for the faster's commit and then resume that attempt, which may still have
+    no token; it sends its own upsert, which the service treats idempotently.
     """
     for _ in range(_RACE_RETRIES):
         attempt = find_open_attempt(exam_id=exam.id, learner_id=learner.id)
         if attempt is not None:
-            _set_content(attempt, profile, exam_url=exam_url, access_code=access_code)
-            _refresh_session(attempt, exam, learner, profile, client, links, now=now)
-            return StartOutcome("resumed", attempt, _count_used(exam.id, learner.id), max_attempts)
+            outcome = StartOutcome(
+                "resumed", attempt, _count_used(exam.id, learner.id), max_attempts
+            )
+            break
         used = _count_used(exam.id, learner.id)
         if used >= max_attempts:
             latest = _latest_attempt(exam.id, learner.id)
-            return StartOutcome("finished", latest, used, max_attempts)
+            finished = StartOutcome("finished", latest, used, max_attempts)
+            return PendingStart(finished, None, exam_url, access_code)
         attempt = _insert_attempt(exam, learner, profile, now=now)
-        if attempt is None:
-            continue  # another launch created it first: resume that one
-        _set_content(attempt, profile, exam_url=exam_url, access_code=access_code)
-        try:
-            _refresh_session(attempt, exam, learner, profile, client, links, now=now)
-        except ProviderError:
-            db.session.delete(attempt)  # no half-made attempt stays behind
-            db.session.flush()
-            raise
-        return StartOutcome("new", attempt, used, max_attempts)
-    raise RuntimeError("could not open or find the attempt after concurrent launches")
+        if attempt is not None:
+            outcome = StartOutcome("new", attempt, used, max_attempts)
+            break
+        # another launch inserted that number first: resume its attempt
+    else:
+        raise RuntimeError("could not open or find the attempt after concurrent launches")
+    request = session_request(attempt, exam, learner, profile, links)
+    return PendingStart(outcome, request, exam_url, access_code)
+
+
+def complete_start(pending: PendingStart, result: SessionResult, *, now: datetime) -> Attempt:
+    """Phase 3: keep the service's fresh token and the launch's exam content; the attempt.
+
+    The attempt is read again by id. When it is gone, a concurrent launch whose upsert failed
+    removed it; that is the service's failure too, so ProviderUnavailableError is raised.
+    """
+    if pending.session is None:
+        raise ValueError("a finished start has no session to complete")
+    attempt = get_attempt(pending.session.attempt_id)
+    if attempt is None:
+        raise ProviderUnavailableError("the attempt was removed by a launch whose upsert failed")
+    _set_content(
+        attempt,
+        pending.session.profile,
+        exam_url=pending.exam_url,
+        access_code=pending.access_code,
+    )
+    _store_session(attempt, result, now=now)
+    return attempt
+
+
+def abandon_start(pending: PendingStart) -> None:
+    """After a failed upsert: remove the attempt this launch inserted, unless it got a token since.
+
+    A resumed attempt stays exactly as it was (phase 1 changed nothing on it).
+    """
+    if pending.outcome.status != "new" or pending.session is None:
+        return
+    attempt = get_attempt(pending.session.attempt_id)
+    if attempt is not None and attempt.token is None:
+        db.session.delete(attempt)  # no half-made attempt stays behind
+        db.session.flush()
 
 
 def find_open_attempt(*, exam_id: int, learner_id: int) -> Attempt | None:
@@ -182,18 +228,8 @@ def _set_content(
         attempt.profile_name, attempt.start_proof = profile.name, profile.start_proof
 
 
-def _refresh_session(
-    attempt: Attempt,
-    exam: Exam,
-    learner: Learner,
-    profile: Profile,
-    client: SessionClient,
-    links: SessionLinks,
-    *,
-    now: datetime,
-) -> None:
-    """Upsert the attempt's session at the service (idempotent) and keep its fresh token."""
-    result = client.upsert_session(session_request(attempt, exam, learner, profile, links))
+def _store_session(attempt: Attempt, result: SessionResult, *, now: datetime) -> None:
+    """Keep what the session upsert answered: the fresh token, the report and session links."""
     attempt.token = result.token
     attempt.token_refreshed_at = now
     attempt.report_url = result.report_url or attempt.report_url

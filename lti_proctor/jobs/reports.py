@@ -54,7 +54,7 @@ def fetch_report(payload: dict[str, Any]) -> None:
             "so its AI report cannot be asked for"
         )
     now = utcnow()
-    client = proctoring_client.from_config(current_app.config)
+    client = proctoring_client.get_client(current_app)
     report = client.fetch_report(attempt.service_attempt_id)
     if report is None:
         _poll_again(payload, attempt.id, attempt.service_attempt_id, now=now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import requests
+from flask import Flask
+from requests.adapters import HTTPAdapter
 
 from lti_proctor.proctoring.errors import (
     ProviderError,
@@ -44,6 +47,9 @@ NOT_READY = frozenset({202, 204, 404})  # the report is not ready yet (§4.6)
 EXCERPT_CHARS = 200
 AuthMode = Literal["header", "query"]
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+EXTENSION_KEY = "lti_proctor_client"
+POOL_MAXSIZE = 32  # kept-alive connections per host: a launch burst runs many requests at once
+_build_lock = threading.Lock()
 
 
 class ProctoringClient:
@@ -77,12 +83,16 @@ class ProctoringClient:
         self.retry_after_max_s = retry_after_max_s
         self._api_key = api_key
         self._report_key = report_api_key or api_key
-        self._http = session or requests.Session()
+        self._http = session or _pooled_session()
         self._sleep = sleep
         self._rng = rng or random.Random()
 
     def __repr__(self) -> str:
         return f"ProctoringClient(api_base={self.api_base!r}, report_base={self.report_base!r})"
+
+    def close(self) -> None:
+        """Close the kept-alive connections (the app's client lives as long as the app)."""
+        self._http.close()
 
     def upsert_session(self, req: SessionRequest) -> SessionResult:
         """Create or refresh the service session for one attempt (the call is idempotent)."""
@@ -410,3 +420,32 @@ def from_config(
         session=session,
         sleep=sleep,
     )
+
+
+def _pooled_session() -> requests.Session:
+    """A session whose pool keeps enough connections alive for concurrent launches.
+
+    One client (and so one session) serves every thread of an app process; requests' Session
+    is safe to share for plain requests like ours (urllib3's pool is thread-safe).
+    """
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=POOL_MAXSIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def get_client(app: Flask) -> ProctoringClient:
+    """The app's one client, built from its settings on first use and reused (kept-alive TLS).
+
+    It lives in app.extensions, so each app object (each test's app) has its own. A settings
+    error raises ProviderRejectedError each time and caches nothing.
+    """
+    client: ProctoringClient | None = app.extensions.get(EXTENSION_KEY)
+    if client is None:
+        with _build_lock:
+            client = app.extensions.get(EXTENSION_KEY)
+            if client is None:
+                client = from_config(app.config)
+                app.extensions[EXTENSION_KEY] = client
+    return client

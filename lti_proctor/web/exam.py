@@ -35,7 +35,7 @@ from lti_proctor.proctoring.errors import (
     UnknownProfileError,
 )
 from lti_proctor.proctoring.profiles import get_profiles, resolve_profile
-from lti_proctor.proctoring.types import Profile
+from lti_proctor.proctoring.types import Profile, SessionRequest
 from lti_proctor.store import get_store
 from lti_proctor.web import instructor
 from lti_proctor.web.exam_page import (
@@ -113,7 +113,7 @@ def _resolve_profile(ctx: LaunchContext) -> Profile:
 
 @dataclass(frozen=True)
 class StartRequest:
-    """Everything start_or_resume needs from a launch, kept so a retry can repeat it."""
+    """Everything a start needs from a launch, kept so a retry can repeat it."""
 
     exam_id: int
     learner_id: int
@@ -142,26 +142,35 @@ class StartRequest:
 
 
 def _start(req: StartRequest, exam: Exam, learner: Learner, profile: Profile) -> Response:
+    """Start or resume in three short transactions; attempts.begin_start says why."""
     page = _page_context(exam, locale_or_lang=req.language, return_url=req.return_url)
+    pending = attempts.begin_start(
+        exam=exam,
+        learner=learner,
+        profile=profile,
+        links=_session_links(),
+        now=utcnow(),
+        max_attempts=req.max_attempts,
+        exam_url=req.exam_url,
+        access_code=req.access_code,
+    )
+    db.session.commit()  # phase 1 ends: nothing stays open while the service answers
+    if pending.session is None:
+        return _finished_page(pending.outcome, page)
     try:
-        outcome = attempts.start_or_resume(
-            exam=exam,
-            learner=learner,
-            profile=profile,
-            client=proctoring_client.from_config(current_app.config),
-            links=_session_links(),
-            now=utcnow(),
-            max_attempts=req.max_attempts,
-            exam_url=req.exam_url,
-            access_code=req.access_code,
-        )
+        attempt = _open_session(pending, pending.session)
     except ProviderError as exc:
-        db.session.commit()  # the exam and learner stay; the new attempt was removed
+        attempts.abandon_start(pending)  # a new attempt goes; a resumed one stays as it was
+        db.session.commit()
         return _service_down(exc, req)
     db.session.commit()
-    if outcome.status == "finished" or outcome.attempt is None:
-        return _finished_page(outcome, page)
-    return _wrapper_page(outcome.attempt, page, profile)
+    return _wrapper_page(attempt, page, profile)
+
+
+def _open_session(pending: attempts.PendingStart, session: SessionRequest) -> Attempt:
+    """Phase 2 (the upsert, no transaction open) and phase 3 (store its answer)."""
+    result = proctoring_client.get_client(current_app).upsert_session(session)
+    return attempts.complete_start(pending, result, now=utcnow())
 
 
 def _session_links() -> attempts.SessionLinks:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,11 @@ from lti_proctor.attempts.models import Attempt
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import OutboxJob
 from lti_proctor.proctoring.client import from_config
-from lti_proctor.proctoring.errors import ProviderRejectedError, ProviderUnavailableError
+from lti_proctor.proctoring.errors import (
+    ProviderError,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+)
 from lti_proctor.proctoring.profiles import get_profiles
 from lti_proctor.proctoring.types import ProviderEvent
 from tests.factories_attempts import (
@@ -20,6 +25,7 @@ from tests.factories_attempts import (
     LINKS,
     NOW,
     PROCTOR_CONFIG,
+    FakeClient,
     fake_service,
     make_attempt,
     make_exam_and_learner,
@@ -33,18 +39,34 @@ def app_config(app_config):
     return app_config
 
 
-def _start(app, exam, learner, *, profile="standard", now=NOW, **kwargs):
-    return operations.start_or_resume(
+def _begin(app, exam, learner, *, profile="standard", now=NOW, **kwargs):
+    return operations.begin_start(
         exam=exam,
         learner=learner,
         profile=get_profiles(app)[profile],
-        client=from_config(app.config),
         links=LINKS,
         now=now,
         exam_url=kwargs.pop("exam_url", EXAM_URL),
         access_code=kwargs.pop("access_code", ACCESS_CODE),
         **kwargs,
     )
+
+
+def _start(app, exam, learner, *, now=NOW, **kwargs):
+    """The launch's phases as web/exam.py runs them, committing between them."""
+    pending = _begin(app, exam, learner, now=now, **kwargs)
+    db.session.commit()
+    if pending.session is None:
+        return pending.outcome
+    try:
+        result = from_config(app.config).upsert_session(pending.session)
+        attempt = operations.complete_start(pending, result, now=now)
+    except ProviderError:
+        operations.abandon_start(pending)
+        db.session.commit()
+        raise
+    db.session.commit()
+    return replace(pending.outcome, attempt=attempt)
 
 
 def _count(model, *where):
@@ -96,7 +118,7 @@ def test_relaunch_before_finishing_reuses_attempt_and_refreshes_token(app, http)
 
 
 def test_two_launches_at_once_open_one_attempt(app, http):
-    # The service answers slowly, so both launches are inside start_or_resume together.
+    # The service answers slowly, so both launches are between their phases together.
     service = fake_service(http, delay_s=0.3)
     with app.app_context():
         exam, learner = make_exam_and_learner(make_platform())
@@ -193,6 +215,56 @@ def test_start_works_once_the_service_recovers(app, http):
         db.session.commit()
         assert (outcome.status, outcome.attempt.number) == ("new", 1)
         assert _count(Attempt) == 1
+
+
+def test_failed_refresh_leaves_the_resumed_attempt_as_it_was(app, http):
+    service = fake_service(http)
+    with app.app_context():
+        exam, learner = make_exam_and_learner(make_platform())
+        first = _start(app, exam, learner).attempt
+        before = (first.id, first.token, first.token_refreshed_at, first.exam_url)
+        service.status = 503
+        with pytest.raises(ProviderUnavailableError):
+            _start(app, exam, learner, now=NOW + timedelta(minutes=5), exam_url=EXAM_URL + "&v=2")
+        db.session.expire_all()
+        attempt = db.session.scalars(select(Attempt)).one()
+        assert (attempt.id, attempt.token, attempt.token_refreshed_at, attempt.exam_url) == before
+
+
+def _two_tabs(app):
+    """Tab A inserts a new attempt and commits; tab B then finds it, still without a token."""
+    exam, learner = make_exam_and_learner(make_platform())
+    tab_a = _begin(app, exam, learner)
+    db.session.commit()
+    tab_b = _begin(app, exam, learner)
+    db.session.commit()
+    assert (tab_a.outcome.status, tab_b.outcome.status) == ("new", "resumed")
+    assert tab_b.session.attempt_id == tab_a.session.attempt_id
+    return tab_a, tab_b
+
+
+def test_failed_new_start_keeps_the_attempt_a_concurrent_tab_completed(app):
+    with app.app_context():
+        tab_a, tab_b = _two_tabs(app)
+        result = FakeClient().upsert_session(tab_b.session)
+        operations.complete_start(tab_b, result, now=NOW)
+        db.session.commit()
+        operations.abandon_start(tab_a)  # tab A's own upsert failed
+        db.session.commit()
+        assert db.session.scalars(select(Attempt.token)).all() == ["sdk-token-1"]
+
+
+def test_tab_whose_attempt_was_removed_by_a_failed_start_gets_service_unavailable(app):
+    with app.app_context():
+        tab_a, tab_b = _two_tabs(app)
+        operations.abandon_start(tab_a)  # tab A's upsert failed first
+        db.session.commit()
+        result = FakeClient().upsert_session(tab_b.session)
+        with pytest.raises(ProviderUnavailableError):
+            operations.complete_start(tab_b, result, now=NOW)
+        operations.abandon_start(tab_b)  # resumed, not its own: changes nothing
+        db.session.commit()
+        assert _count(Attempt) == 0
 
 
 def test_start_enqueues_gradebook_status_once(app):

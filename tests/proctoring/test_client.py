@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -11,9 +12,15 @@ from pathlib import Path
 import pytest
 import requests
 import responses
+from flask import Flask
 from responses import matchers
 
-from lti_proctor.proctoring.client import ProctoringClient, from_config, parse_retry_after
+from lti_proctor.proctoring.client import (
+    ProctoringClient,
+    from_config,
+    get_client,
+    parse_retry_after,
+)
 from lti_proctor.proctoring.errors import ProviderRejectedError, ProviderUnavailableError
 from lti_proctor.proctoring.profiles import REQUIRED_SETTINGS, load_profiles
 from lti_proctor.proctoring.types import Profile, SessionRequest
@@ -585,6 +592,32 @@ def test_from_config_reads_settings_and_defaults_report_key(http: responses.Requ
 def test_from_config_refuses_unusable_settings(config: dict[str, object]) -> None:
     with pytest.raises(ProviderRejectedError):
         from_config(config)
+
+
+def _flask_app(**config: object) -> Flask:
+    app = Flask(__name__)
+    app.config.update(config)
+    return app
+
+
+def test_each_app_builds_its_own_client_once() -> None:
+    first = _flask_app(TRUSTEXAM_API_KEY=KEY, TRUSTEXAM_API_BASE=API)
+    other = _flask_app(TRUSTEXAM_API_KEY=KEY, TRUSTEXAM_API_BASE="https://other.test/api")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        clients = list(pool.map(lambda _: get_client(first), range(16)))
+    assert len({id(c) for c in clients}) == 1
+    assert clients[0].api_base == API
+    assert get_client(other) is not clients[0]
+    assert get_client(other).api_base == "https://other.test/api"
+
+
+def test_app_client_with_unusable_settings_is_refused_each_time_and_not_kept() -> None:
+    app = _flask_app(TRUSTEXAM_API_KEY="")
+    for _ in range(2):
+        with pytest.raises(ProviderRejectedError):
+            get_client(app)
+    app.config["TRUSTEXAM_API_KEY"] = KEY
+    assert get_client(app).api_base == "https://api.trustexam.ai/api"
 
 
 def test_parse_retry_after_reads_seconds_and_http_dates() -> None:

@@ -2,17 +2,29 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 import time
 
 import itsdangerous
 import pytest
-from sqlalchemy import func, select
+import responses
+from sqlalchemy import func, select, update
 
 from lti_proctor.attempts import operations
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.extensions import db
+from lti_proctor.proctoring import client as proctoring_client
+from lti_proctor.proctoring.client import from_config
 from lti_proctor.web import exam_page
-from tests.factories_attempts import ACCESS_CODE, EXAM_URL, NOW, PROCTOR_CONFIG, fake_service
+from tests.factories_attempts import (
+    ACCESS_CODE,
+    EXAM_URL,
+    NOW,
+    PROCTOR_CONFIG,
+    SESSION_URL,
+    FakeService,
+    fake_service,
+)
 from tests.launches import LaunchBuilder
 
 SDK_ORIGIN = "https://sdk.proctor.example.test"
@@ -164,6 +176,57 @@ def test_relaunch_reuses_the_attempt_with_a_fresh_token(app, lms, service):
     resp = launch(lms)
     assert data_attr(resp, "sdk-token") == "sdk-token-2"
     assert attempts_count(app) == 1
+
+
+def _write_from_another_connection(app):
+    """Touch every attempt row from another thread's session: the row count, or why it failed."""
+    outcome = []
+
+    def write():
+        with app.app_context():
+            try:
+                rows = db.session.execute(update(Attempt).values(number=Attempt.number)).rowcount
+                db.session.commit()
+                outcome.append(rows)
+            except Exception as exc:  # reported below
+                outcome.append(repr(exc))
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join(timeout=3)
+    return outcome[0] if outcome else "blocked: the launch holds a lock"
+
+
+def test_no_transaction_is_open_while_the_service_answers(app, lms, http):
+    service = FakeService()
+    seen = []
+
+    def upsert(request):
+        seen.append((db.session().in_transaction(), _write_from_another_connection(app)))
+        return service(request)
+
+    http.add_callback(responses.POST, SESSION_URL, callback=upsert)
+    assert launch(lms).status_code == 200  # a new attempt
+    assert launch(lms).status_code == 200  # the same attempt, resumed
+    # Both times the attempt row was already committed (visible, 1 row) and not locked.
+    assert seen == [(False, 1), (False, 1)]
+
+
+def test_launches_of_one_app_share_one_proctoring_client(app, lms, service, monkeypatch):
+    built = []
+
+    def counting_from_config(config):
+        built.append(config["TRUSTEXAM_API_BASE"])
+        return from_config(config)
+
+    monkeypatch.setattr(proctoring_client, "from_config", counting_from_config)
+    for _ in range(3):
+        assert launch(lms).status_code == 200
+    assert built == [PROCTOR_CONFIG["TRUSTEXAM_API_BASE"]]
+    assert service.calls == 3
+    assert proctoring_client.get_client(app) is app.extensions[proctoring_client.EXTENSION_KEY]
 
 
 def test_instructor_sees_the_instructor_page_and_no_attempt_starts(app, client, http):
