@@ -181,21 +181,27 @@ def test_broken_instance_config_is_an_error_naming_the_file(
         make_app()
 
 
-def test_broken_instance_config_through_the_cli_is_one_clear_line(
-    instance: Path, tmp_path: Path
-) -> None:
-    write_instance_config(instance, "BASE_URL = undefined_name\n")
+def run_cli(
+    args: list[str], *, instance: Path, cwd: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the lti-proctor console entry point in a clean environment, as an admin would."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LTI_PROCTOR_")}
-    env["LTI_PROCTOR_INSTANCE_PATH"] = str(instance)
-
-    done = subprocess.run(
-        [sys.executable, "-c", "from lti_proctor.cli import main; main()", "keys", "show"],
+    env.update({"LTI_PROCTOR_INSTANCE_PATH": str(instance), **(extra_env or {})})
+    return subprocess.run(
+        [sys.executable, "-c", "from lti_proctor.cli import main; main()", *args],
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_broken_instance_config_through_the_cli_is_one_clear_line(
+    instance: Path, tmp_path: Path
+) -> None:
+    write_instance_config(instance, "BASE_URL = undefined_name\n")
+    done = run_cli(["keys", "show"], instance=instance, cwd=tmp_path)
 
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
@@ -212,17 +218,11 @@ def test_broken_profile_through_the_cli_is_one_clear_line(instance: Path, tmp_pa
         (profiles / source.name).write_text(source.read_text())
     standard = profiles / "standard.yaml"
     standard.write_text(standard.read_text().replace("fullscreen_mode:", "fullscreen_mod:"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LTI_PROCTOR_")}
-    env["LTI_PROCTOR_INSTANCE_PATH"] = str(instance)
-    env["LTI_PROCTOR_PROCTOR_PROFILES_DIR"] = str(profiles)
-
-    done = subprocess.run(
-        [sys.executable, "-c", "from lti_proctor.cli import main; main()", "keys", "show"],
-        env=env,
+    done = run_cli(
+        ["keys", "show"],
+        instance=instance,
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        extra_env={"LTI_PROCTOR_PROCTOR_PROFILES_DIR": str(profiles)},
     )
 
     assert done.returncode != 0
