@@ -9,7 +9,7 @@ from lti_proctor.attempts.reports import as_attempt_report, get_report, record_r
 from lti_proctor.attempts.states import AttemptStateError
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import OutboxJob
-from lti_proctor.proctoring.client import parse_report
+from lti_proctor.proctoring.messages import parse_report
 from lti_proctor.proctoring.profiles import get_profiles
 from tests.factories_attempts import NOW, PROCTOR_CONFIG, make_attempt, make_platform
 from tests.fakes.reports import EXAMPLE_REPORT

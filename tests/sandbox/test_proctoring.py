@@ -197,7 +197,7 @@ def test_upsert_with_bad_key_is_401(sandbox: Server, receiver: Receiver) -> None
 
 
 def test_upsert_accepts_api_token_query(sandbox: Server, receiver: Receiver) -> None:
-    from lti_proctor.proctoring.client import build_session_body
+    from lti_proctor.proctoring.messages import build_session_body
 
     resp = requests.post(
         f"{sandbox.url}/api/external-session/assignment.json",
@@ -236,7 +236,7 @@ def test_upsert_with_partial_settings_is_422(client: ProctoringClient, receiver:
 def test_upsert_missing_fields_get_laravel_style_422(
     sandbox: Server, receiver: Receiver, mutate: Callable[[dict[str, Any]], Any], field_name: str
 ) -> None:
-    from lti_proctor.proctoring.client import build_session_body
+    from lti_proctor.proctoring.messages import build_session_body
 
     body = build_session_body(session_request(receiver))
     mutate(body)
