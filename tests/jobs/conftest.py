@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,20 +10,8 @@ from flask import Flask
 
 from lti_proctor.extensions import db
 from lti_proctor.jobs import handlers
-from lti_proctor.jobs.models import OutboxJob, utcnow
-
-
-class Clock:
-    """A clock the test moves by hand; starts a minute ahead so jobs enqueued now are due."""
-
-    def __init__(self) -> None:
-        self.now = utcnow() + timedelta(minutes=1)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from lti_proctor.jobs.models import OutboxJob
+from tests.results import Clock
 
 
 @pytest.fixture

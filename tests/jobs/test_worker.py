@@ -18,8 +18,9 @@ from lti_proctor.jobs.retry import JobCancelledError, PermanentJobError, RetryPo
 from lti_proctor.jobs.worker import Worker, run_jobs, start_embedded_worker, stop_embedded_worker
 from lti_proctor.proctoring.errors import ProviderRejectedError, ProviderUnavailableError
 from lti_proctor.store import StoreEntry
+from tests.results import Clock
 
-from .conftest import Clock, Handler, reload
+from .conftest import Handler, reload
 
 Register = Callable[[str, Handler], None]
 NO_JITTER = RetryPolicy(max_attempts=3, base_delay_s=30, max_delay_s=3600, jitter=0)
