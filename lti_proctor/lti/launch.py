@@ -34,7 +34,7 @@ from lti_proctor.lti.oidc import (
     state_cookie_name,
     used_nonce_key,
 )
-from lti_proctor.lti.registrations import DbToolConf, Deployment, Platform
+from lti_proctor.lti.registrations import DbToolConf, Deployment, Platform, pick_platform
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +218,11 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         iss = body["iss"]
         if not isinstance(iss, str):
             raise claim_invalid("iss")
-        if not self._conf.find_platforms(iss):
+        platforms = self._conf.find_platforms(iss)  # one query serves both checks
+        if not platforms:
             raise LaunchError(LaunchReason.REGISTRATION_UNKNOWN, f"unknown issuer {iss!r}")
         client_id = _client_id(body)
-        platform = self._conf.get_platform(iss, client_id)
+        platform = pick_platform(platforms, client_id)
         if platform is None:
             raise LaunchError(LaunchReason.REGISTRATION_UNKNOWN, f"unknown client_id {client_id!r}")
         if platform.id != self._login_platform_id:

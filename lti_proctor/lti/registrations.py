@@ -93,10 +93,7 @@ class DbToolConf(ToolConfAbstract[Request]):
 
     def get_platform(self, iss: str, client_id: str | None) -> Platform | None:
         """The registration of (issuer, client_id); without client_id, the issuer's only one."""
-        platforms = self.find_platforms(iss)
-        if client_id is None:
-            return platforms[0] if len(platforms) == 1 else None
-        return next((p for p in platforms if p.client_id == client_id), None)
+        return pick_platform(self.find_platforms(iss), client_id)
 
     def get_platform_by_id(self, platform_id: int) -> Platform | None:
         """The registration with this primary key."""
@@ -161,3 +158,10 @@ class DbToolConf(ToolConfAbstract[Request]):
         if row is None or not row.active:
             return None
         return LtiDeployment().set_deployment_id(row.deployment_id)
+
+
+def pick_platform(platforms: list[Platform], client_id: str | None) -> Platform | None:
+    """The issuer's registration for client_id; without client_id, the issuer's only one."""
+    if client_id is None:
+        return platforms[0] if len(platforms) == 1 else None
+    return next((p for p in platforms if p.client_id == client_id), None)
