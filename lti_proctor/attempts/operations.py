@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from lti_proctor.attempts.models import Attempt, WebhookEvent
 from lti_proctor.attempts.states import OPEN, USED, AttemptStatus, check_transition
@@ -97,18 +97,17 @@ def begin_start(
     no token; it sends its own upsert, which the service treats idempotently.
     """
     for _ in range(_RACE_RETRIES):
-        attempt = find_open_attempt(exam_id=exam.id, learner_id=learner.id)
+        history = _attempts_of(exam.id, learner.id)  # newest first; one read serves every check
+        used = sum(1 for a in history if a.state in USED)
+        attempt = next((a for a in history if a.state in OPEN), None)
         if attempt is not None:
-            outcome = StartOutcome(
-                "resumed", attempt, _count_used(exam.id, learner.id), max_attempts
-            )
+            outcome = StartOutcome("resumed", attempt, used, max_attempts)
             break
-        used = _count_used(exam.id, learner.id)
         if used >= max_attempts:
-            latest = _latest_attempt(exam.id, learner.id)
-            finished = StartOutcome("finished", latest, used, max_attempts)
+            finished = StartOutcome("finished", history[0] if history else None, used, max_attempts)
             return PendingStart(finished, None, exam_url, access_code)
-        attempt = _insert_attempt(exam, learner, profile, now=now)
+        number = (history[0].number if history else 0) + 1
+        attempt = _insert_attempt(exam, learner, profile, number=number, now=now)
         if attempt is not None:
             outcome = StartOutcome("new", attempt, used, max_attempts)
             break
@@ -153,52 +152,26 @@ def abandon_start(pending: PendingStart) -> None:
         db.session.flush()
 
 
-def find_open_attempt(*, exam_id: int, learner_id: int) -> Attempt | None:
-    """The learner's created or started attempt at the exam, if any."""
-    return db.session.scalar(
-        select(Attempt)
-        .where(
-            Attempt.exam_id == exam_id,
-            Attempt.learner_id == learner_id,
-            Attempt.state.in_([s.value for s in OPEN]),
-        )
-        .order_by(Attempt.number.desc())
-        .limit(1)
-    )
-
-
 def get_attempt(attempt_id: str) -> Attempt | None:
     """The attempt with this public id, or None."""
     return db.session.get(Attempt, attempt_id) if attempt_id else None
 
 
-def _count_used(exam_id: int, learner_id: int) -> int:
-    return int(
-        db.session.scalar(
-            select(func.count()).where(
-                Attempt.exam_id == exam_id,
-                Attempt.learner_id == learner_id,
-                Attempt.state.in_([s.value for s in USED]),
-            )
+def _attempts_of(exam_id: int, learner_id: int) -> list[Attempt]:
+    """The learner's attempts at the exam, newest first (a handful at most)."""
+    return list(
+        db.session.scalars(
+            select(Attempt)
+            .where(Attempt.exam_id == exam_id, Attempt.learner_id == learner_id)
+            .order_by(Attempt.number.desc())
         )
-        or 0
-    )
-
-
-def _latest_attempt(exam_id: int, learner_id: int) -> Attempt | None:
-    return db.session.scalar(
-        select(Attempt)
-        .where(Attempt.exam_id == exam_id, Attempt.learner_id == learner_id)
-        .order_by(Attempt.number.desc())
-        .limit(1)
     )
 
 
 def _insert_attempt(
-    exam: Exam, learner: Learner, profile: Profile, *, now: datetime
+    exam: Exam, learner: Learner, profile: Profile, *, number: int, now: datetime
 ) -> Attempt | None:
-    """Insert the next attempt; None when a concurrent launch took that number first."""
-    latest = _latest_attempt(exam.id, learner.id)
+    """Insert attempt number; None when a concurrent launch took that number first."""
     attempt_id = str(uuid.uuid4())
     added = insert_if_absent(
         Attempt,
@@ -206,7 +179,7 @@ def _insert_attempt(
             "id": attempt_id,
             "exam_id": exam.id,
             "learner_id": learner.id,
-            "number": (latest.number if latest else 0) + 1,
+            "number": number,
             "state": AttemptStatus.CREATED.value,
             "profile_name": profile.name,
             "start_proof": profile.start_proof,
