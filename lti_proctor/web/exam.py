@@ -8,6 +8,7 @@ The exam's URL and access code reach the page only through the API, once the att
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import secrets
@@ -49,6 +50,8 @@ from lti_proctor.web.exam_page import (
     token_ttl,
     unsign,
 )
+from lti_proctor.web.language import gettext as _
+from lti_proctor.web.language import use_language
 
 log = logging.getLogger(__name__)
 bp = Blueprint("exam", __name__)
@@ -57,13 +60,20 @@ PROTECTOR_MATCH = ".question-wrapper"
 RETRY_TTL_S = 900
 
 
-def _page_context(exam: Exam, *, locale_or_lang: str | None, return_url: str | None) -> PageContext:
+def _page_context(
+    exam: Exam,
+    *,
+    locale_or_lang: str | None,
+    return_url: str | None,
+    max_attempts: int | None = None,
+) -> PageContext:
     platform = db.session.get(Platform, exam.platform_id)
     candidates = [return_url]
     if platform is not None:
         candidates += [platform.issuer, platform.auth_login_url]
     origins = tuple(dict.fromkeys(o for o in map(origin_of, candidates) if o))
-    return PageContext(sdk_language(locale_or_lang), return_url, origins)
+    use_language(locale_or_lang)  # the page speaks the launch's language (kz/kk: Kazakh)
+    return PageContext(sdk_language(locale_or_lang), return_url, origins, max_attempts)
 
 
 # -- the launch hand-off -------------------------------------------------------------------------
@@ -71,6 +81,7 @@ def _page_context(exam: Exam, *, locale_or_lang: str | None, return_url: str | N
 
 def respond_to_launch(ctx: LaunchContext) -> ResponseReturnValue:
     """Answer a validated resource-link launch: instructor page, or the learner's exam page."""
+    use_language(ctx.locale)
     if ctx.is_instructor:
         return _instructor_view(ctx)
     try:
@@ -80,9 +91,12 @@ def respond_to_launch(ctx: LaunchContext) -> ResponseReturnValue:
         return _error_page(
             400,
             "launch.profile_unknown",
-            "Unknown proctoring profile",
-            f"This exam asks for the proctoring profile {exc.name!r}, which this tool does "
-            "not have. Ask your instructor or administrator to fix the exam's settings.",
+            _("Unknown proctoring profile"),
+            _(
+                "This exam asks for the proctoring profile %(name)s, which this tool does "
+                "not have. Ask your instructor or administrator to fix the exam's settings.",
+                name=repr(exc.name),
+            ),
         )
     now = utcnow()
     exam = sync_exam_from_launch(ctx, now=now)
@@ -143,7 +157,12 @@ class StartRequest:
 
 def _start(req: StartRequest, exam: Exam, learner: Learner, profile: Profile) -> Response:
     """Start or resume in three short transactions; attempts.begin_start says why."""
-    page = _page_context(exam, locale_or_lang=req.language, return_url=req.return_url)
+    page = _page_context(
+        exam,
+        locale_or_lang=req.language,
+        return_url=req.return_url,
+        max_attempts=req.max_attempts,
+    )
     pending = attempts.begin_start(
         exam=exam,
         learner=learner,
@@ -202,7 +221,9 @@ def _wrapper_page(attempt: Attempt, page: PageContext, profile: Profile | None) 
         api_token=api_token(attempt),
         open_url=open_url(attempt, page),
         return_url=page.return_url,
-        page_lang=page.language if page.language != "kz" else "kk",
+        max_attempts=page.max_attempts,
+        # Tabs of one attempt talk on this channel (the newest holds it); the id stays hidden.
+        channel="lti-proctor." + hashlib.sha256(attempt.id.encode()).hexdigest()[:16],
     )
     response = current_app.make_response(html)
     response.headers["Content-Security-Policy"] = exam_csp(
@@ -297,8 +318,8 @@ def retry() -> ResponseReturnValue:
         return _error_page(
             400,
             "exam.retry_expired",
-            "This retry link has expired",
-            "Open the exam again from your course page.",
+            _("This retry link has expired"),
+            _("Open the exam again from your course page."),
         )
     return _start(req, exam, learner, profile)
 
@@ -312,12 +333,17 @@ def open_attempt(token: str) -> ResponseReturnValue:
         return _error_page(
             401,
             "exam.link_expired",
-            "This link has expired",
-            "Open the exam again from your course.",
+            _("This link has expired"),
+            _("Open the exam again from your course."),
         )
     exam = db.session.get(Exam, attempt.exam_id)
     assert exam is not None  # attempts go with their exam
-    page = _page_context(exam, locale_or_lang=payload.get("l"), return_url=payload.get("r"))
+    page = _page_context(
+        exam,
+        locale_or_lang=payload.get("l"),
+        return_url=payload.get("r"),
+        max_attempts=payload.get("m"),
+    )
     profile = get_profiles(current_app).get(attempt.profile_name)
     return _wrapper_page(attempt, page, profile)
 

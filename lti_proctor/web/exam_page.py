@@ -57,7 +57,8 @@ def api_token(attempt: Attempt) -> str:
 
 def open_url(attempt: Attempt, page: PageContext) -> str:
     """A signed link that opens the same attempt's page in a new window."""
-    token = sign("open", {"a": attempt.id, "l": page.language, "r": page.return_url})
+    payload = {"a": attempt.id, "l": page.language, "r": page.return_url, "m": page.max_attempts}
+    token = sign("open", payload)
     return str(current_app.config["BASE_URL"]) + url_for("exam.open_attempt", token=token)
 
 
@@ -71,6 +72,7 @@ class PageContext:
     language: str
     return_url: str | None
     lms_origins: tuple[str, ...]
+    max_attempts: int | None = None  # tells the finish confirmation whether this is the last
 
 
 def sdk_language(locale: str | None) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template
@@ -26,23 +25,19 @@ from lti_proctor.jobs.models import utcnow
 from lti_proctor.lti.launch import LaunchContext
 from lti_proctor.lti.registrations import Platform
 from lti_proctor.web.exam_page import origin_of
+from lti_proctor.web.instructor_labels import (
+    LEVELS,
+    RISK_SOURCES,
+    STATE_LABELS,
+    event_name,
+)
+from lti_proctor.web.language import current_language, use_language
+from lti_proctor.web.language import gettext as _
 
 bp = Blueprint("instructor", __name__)
 
 TOKEN_SALT = "lti-proctor.instructor"
 TOKEN_TTL_S = 3600  # sliding: every page carries fresh links
-STATE_LABELS = {
-    "created": "Not started",
-    "started": "In progress",
-    "finished": "Finished, report pending",
-    "reported": "Report ready",
-    "failed": "Failed",
-}
-RISK_SOURCES = {
-    "overall_risk_score": "AI risk score",
-    "credibility": "100 - Trust Index",
-    "none": "no score in the report",
-}
 
 
 # -- the instructor token ------------------------------------------------------------------------
@@ -58,7 +53,13 @@ def _ttl() -> int:
 
 def instructor_token(exam: Exam, origins: Sequence[str]) -> str:
     """A token for this exam's instructor pages; origins are the LMS pages that may frame them."""
-    payload = {"p": exam.platform_id, "c": exam.context_id, "e": exam.id, "o": list(origins)}
+    payload = {
+        "p": exam.platform_id,
+        "c": exam.context_id,
+        "e": exam.id,
+        "o": list(origins),
+        "l": current_language(),  # the pages keep the launch's language
+    }
     return str(_serializer().dumps(payload))
 
 
@@ -84,11 +85,12 @@ def instructor_page(view: Callable[..., Response]) -> Callable[..., Response]:
     @functools.wraps(view)
     def wrapper(token: str, **kwargs: Any) -> Response:
         payload = _read_token(token)
+        use_language(payload.get("l") if payload else None)
         if payload is None:
-            return _refusal(401, "instructor.token_invalid", "This link has expired")
+            return _refusal(401, "instructor.token_invalid", _("This link has expired"))
         exam = _exam_of(payload)
         if exam is None:
-            return _refusal(403, "instructor.token_refused", "This link is not for this exam")
+            return _refusal(403, "instructor.token_refused", _("This link is not for this exam"))
         origins = tuple(o for o in payload.get("o") or () if isinstance(o, str))
         page = InstructorPage(exam, token=instructor_token(exam, origins), origins=origins)
         return view(page, **kwargs)
@@ -112,7 +114,7 @@ def _secured(response: Response, origins: Sequence[str]) -> Response:
     response.headers["Content-Security-Policy"] = "; ".join(
         [
             "default-src 'self'",
-            "script-src 'none'",
+            "script-src 'self'",  # instructor.js only: times in the reader's zone
             "style-src 'self'",
             "img-src 'self'",
             " ".join(["frame-ancestors 'self'", *origins]),
@@ -127,7 +129,7 @@ def _refusal(status: int, code: str, title: str) -> Response:
     html = render_template(
         "errors/generic.html",
         title=title,
-        message="Open the exam link again from your course to see its proctoring results.",
+        message=_("Open the exam link again from your course to see its proctoring results."),
         code=code,
         request_id=uuid.uuid4().hex[:12],
     )
@@ -142,6 +144,8 @@ def _render(page: InstructorPage, template: str, **context: Any) -> Response:
         exam_name=page.exam.display_name,
         state_labels=STATE_LABELS,
         risk_sources=RISK_SOURCES,
+        levels=LEVELS,
+        event_name=event_name,
         **context,
     )
     return _secured(current_app.make_response(html), page.origins)
@@ -160,6 +164,7 @@ def _launch_origins(ctx: LaunchContext, exam: Exam) -> tuple[str, ...]:
 
 def respond_to_instructor_launch(ctx: LaunchContext) -> ResponseReturnValue:
     """An instructor/admin launched the exam link: show its attempts."""
+    use_language(ctx.locale)
     exam = sync_exam_from_launch(ctx, now=utcnow())
     db.session.commit()
     origins = _launch_origins(ctx, exam)
@@ -170,7 +175,15 @@ def respond_to_instructor_launch(ctx: LaunchContext) -> ResponseReturnValue:
 def _attempts_page(page: InstructorPage) -> Response:
     rows = find_attempts_for_exam(page.exam.id)
     to_review = sum(1 for row in rows if row.needs_review)
-    return _render(page, "instructor/attempts.html", attempts=rows, to_review=to_review)
+    counts = {
+        "started": sum(1 for row in rows if row.started_at is not None),
+        "finished": sum(1 for row in rows if row.state in ("finished", "reported")),
+        "review": to_review,
+        "no_concern": sum(1 for row in rows if row.needs_review is False),
+    }
+    return _render(
+        page, "instructor/attempts.html", attempts=rows, to_review=to_review, counts=counts
+    )
 
 
 @bp.get("/instructor/<token>/attempts")
@@ -186,7 +199,7 @@ def attempt_detail(page: InstructorPage, attempt_id: str) -> Response:
     """One attempt of this exam with its violations, timeline and recommendations."""
     detail = get_attempt_detail(page.exam.id, attempt_id)
     if detail is None:  # not an attempt at this exam: say nothing more
-        return _refusal(404, "instructor.attempt_unknown", "No such attempt at this exam")
+        return _refusal(404, "instructor.attempt_unknown", _("No such attempt at this exam"))
     return _render(page, "instructor/attempt.html", detail=detail, attempt=detail.overview)
 
 
@@ -205,12 +218,6 @@ def attempts_export(page: InstructorPage) -> Response:
 
 
 # -- template helpers ----------------------------------------------------------------------------
-
-
-@bp.app_template_filter("utc")
-def utc_filter(moment: datetime | None) -> str:
-    """A time as "2026-03-02 08:00 UTC" (empty when there is none)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
 @bp.app_template_filter("clock")

@@ -15,6 +15,7 @@ from lti_proctor.lti.oidc import LaunchSettings, clear_state_cookie, start_login
 from lti_proctor.lti.registrations import DbToolConf
 from lti_proctor.store import get_store
 from lti_proctor.web import exam
+from lti_proctor.web.language import use_language
 
 bp = Blueprint("lti", __name__)
 
@@ -71,5 +72,6 @@ def _respond_to_launch(ctx: LaunchContext) -> ResponseReturnValue:
     launch's context so an admin can see the registration works.
     """
     if ctx.message_type == MessageType.DEEP_LINKING:
+        use_language(ctx.locale)
         return render_template("lti/launched.html", ctx=ctx)
     return exam.respond_to_launch(ctx)

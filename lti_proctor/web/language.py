@@ -1,0 +1,83 @@
+"""The language of the page being built: chosen once per request, used by templates and views.
+
+A launch's locale decides (use_language); pages reached without a launch (the root page, a
+refused launch, an expired link) fall back to the browser's Accept-Language, then English.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, g, has_request_context, request
+from markupsafe import Markup
+
+from lti_proctor.i18n import (
+    LANGUAGES,
+    format_moment,
+    get_translations,
+    page_language,
+    sdk_language,
+)
+
+
+def use_language(locale: str | None) -> str:
+    """Show this request's pages in the language of locale (an LTI locale or a page language)."""
+    g.language = page_language(locale)
+    return str(g.language)
+
+
+def current_language() -> str:
+    """The language of this request: set by use_language, else the browser's, else English."""
+    if not has_request_context():
+        return "en"
+    if "language" not in g:
+        best = request.accept_languages.best_match(("en", "ru", "kk", "kz"))
+        g.language = page_language(best)
+    return str(g.language)
+
+
+def gettext(message: str, **values: Any) -> str:
+    """message in the request's language, with %(name)s placeholders filled."""
+    text = get_translations(current_language()).gettext(message)
+    return text % values if values else text
+
+
+def ngettext(singular: str, plural: str, n: int, **values: Any) -> str:
+    """The singular or plural form for n in the request's language (%(num)d is n)."""
+    text = get_translations(current_language()).ngettext(singular, plural, n)
+    return text % {"num": n, **values}
+
+
+def _moment(moment: datetime | str | None) -> Markup:
+    """A <time> in the page's one format, in UTC; instructor.js shows it in the reader's zone.
+
+    Report times arrive as ISO strings; one that does not parse is shown as it came.
+    """
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return Markup("{}").format(moment)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment is None:
+        return Markup("—")
+    text = format_moment(moment, current_language(), UTC)
+    iso = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return Markup('<time datetime="{}" data-local-time>{}</time>').format(iso, text)
+
+
+def init_app(app: Flask) -> None:
+    """Give every template _(), gettext(), ngettext(), page_lang, sdk_lang and |moment."""
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda s: get_translations(current_language()).gettext(s),
+        lambda s, p, n: get_translations(current_language()).ngettext(s, p, n),
+        newstyle=True,
+    )
+    app.jinja_env.filters["moment"] = _moment
+
+    @app.context_processor
+    def language_context() -> dict[str, Any]:
+        language = current_language()
+        return {"page_lang": language, "sdk_lang": sdk_language(language), "languages": LANGUAGES}
