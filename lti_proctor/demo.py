@@ -38,6 +38,10 @@ class DemoError(Exception):
     """The demo cannot start; the message is one line saying why and what to do."""
 
 
+class PortTakenError(DemoError):
+    """One of the demo's ports is already in use."""
+
+
 @dataclass(frozen=True)
 class DemoUrls:
     """Where the three demo servers answer."""
@@ -127,7 +131,7 @@ def _listen(host: str, port: int, role: str) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise DemoError(
+        raise PortTakenError(
             f"port {port} on {host} (for the {role}) is already in use ({exc.strerror}): stop "
             "what runs there or choose other ports with --port-base"
         ) from exc

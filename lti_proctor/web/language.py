@@ -20,6 +20,8 @@ from lti_proctor.i18n import (
     sdk_language,
 )
 
+BROWSER_TAGS = ("en", "ru", "kk", "kz")  # primary tags a browser may prefer that we have
+
 
 def use_language(locale: str | None) -> str:
     """Show this request's pages in the language of locale (an LTI locale or a page language)."""
@@ -32,9 +34,14 @@ def current_language() -> str:
     if not has_request_context():
         return "en"
     if "language" not in g:
-        best = request.accept_languages.best_match(("en", "ru", "kk", "kz"))
-        g.language = page_language(best)
+        # The browser's languages, best first; the first one we have wins (kk-KZ counts as kk).
+        ours = [tag for tag, _ in request.accept_languages if _primary(tag) in BROWSER_TAGS]
+        g.language = page_language(ours[0] if ours else None)
     return str(g.language)
+
+
+def _primary(tag: str) -> str:
+    return tag.lower().replace("_", "-").split("-")[0]
 
 
 def gettext(message: str, **values: Any) -> str:
