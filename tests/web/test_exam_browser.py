@@ -108,6 +108,7 @@ def test_page_mounts_sdk_and_reveals_exam_only_after_start_webhook(app):
         assert page.get_attribute(".question-wrapper iframe", "src") == EXAM_URL
 
         page.click("#exam-submit")
+        page.click("#exam-confirm-yes")
         page.wait_for_selector("#exam-app[data-exam-state='finished']")
         assert page.locator(".question-wrapper iframe").count() == 0
         assert page.evaluate("window.__sdk.calls") == ["start", "finish"]
@@ -145,4 +146,92 @@ def test_frame_without_device_permissions_offers_a_new_window(app, allow, offere
         frame = page.frame_locator("#lti")
         frame.locator("#exam-start").wait_for(state="visible")
         assert frame.locator("#exam-open-window").is_visible() is offered
+        browser.close()
+
+
+def _started_page(app, base, p, chromium, language):
+    """A browser page showing a started attempt's quiz, in language; returns (browser, page)."""
+    with app.app_context():
+        attempt = make_attempt(make_platform(), get_profiles(app)["standard"])
+        db.session.commit()
+        attempt_id, secret = attempt.id, attempt.webhook_secret
+    with app.test_request_context():
+        token = exam_page.sign("open", {"a": attempt_id, "l": language, "r": None, "m": 1})
+    browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    context = browser.new_context()
+    context.route(SDK_URL, lambda r: r.fulfill(body=FAKE_SDK, content_type="text/javascript"))
+    context.route(EXAM_URL, lambda r: r.fulfill(body="<p>Quiz</p>", content_type="text/html"))
+    page = context.new_page()
+    page.goto(f"{base}/exam/open/{token}")
+    page.click("#exam-start")
+    requests.post(
+        f"{base}/webhooks/trustexam/start?sig={secret}",
+        json={"event": "start", "status": "active", "attempt_id": attempt_id},
+        headers={"X-Tool-Webhook-Secret": secret},
+        timeout=5,
+    )
+    page.wait_for_selector("#exam-app[data-exam-state='in_progress']", timeout=10_000)
+    return browser, page
+
+
+@pytest.mark.parametrize(
+    ("language", "lang", "finish", "sdk_language"),
+    [("ru", "ru", "Завершить экзамен", "ru"), ("kz", "kk", "Емтиханды аяқтау", "kz")],
+)
+def test_launch_language_shows_the_page_in_it(app, language, lang, finish, sdk_language):
+    playwright, chromium = _chromium()
+    with live_server(app) as base, playwright.sync_playwright() as p:
+        browser, page = _started_page(app, base, p, chromium, language)
+        assert page.get_attribute("html", "lang") == lang
+        assert page.inner_text("#exam-submit") == finish
+        assert page.evaluate("window.__sdk.language") == sdk_language
+        browser.close()
+
+
+def test_finish_asks_first_and_no_keeps_the_quiz(app):
+    playwright, chromium = _chromium()
+    with live_server(app) as base, playwright.sync_playwright() as p:
+        browser, page = _started_page(app, base, p, chromium, "en")
+        page.click("#exam-submit")
+        dialog = page.locator("#exam-confirm")
+        assert dialog.is_visible()
+        assert "Have you submitted your answers in the quiz?" in dialog.inner_text()
+        assert "you cannot come back" in dialog.inner_text()  # max_attempts 1
+        page.click("#exam-confirm-no")
+        assert not dialog.is_visible()
+        assert page.get_attribute("#exam-app", "data-exam-state") == "in_progress"
+        assert page.locator(".question-wrapper iframe").count() == 1
+        assert page.evaluate("window.__sdk.calls") == ["start"]
+        browser.close()
+
+
+LEAVING = """() => {
+  const event = new Event('beforeunload', { cancelable: true });
+  window.dispatchEvent(event);
+  return event.defaultPrevented;
+}"""
+
+
+def test_leaving_during_the_exam_warns_first_and_not_after_finishing(app):
+    playwright, chromium = _chromium()
+    with live_server(app) as base, playwright.sync_playwright() as p:
+        browser, page = _started_page(app, base, p, chromium, "en")
+        assert page.evaluate(LEAVING) is True  # the browser asks "Leave site?"
+        page.click("#exam-submit")
+        page.click("#exam-confirm-yes")
+        page.wait_for_selector("#exam-app[data-exam-state='finished']")
+        assert page.evaluate(LEAVING) is False
+        browser.close()
+
+
+def test_a_second_tab_makes_the_first_offer_to_take_over(app):
+    playwright, chromium = _chromium()
+    with live_server(app) as base, playwright.sync_playwright() as p:
+        browser, first = _started_page(app, base, p, chromium, "en")
+        second = first.context.new_page()
+        second.goto(first.url)
+        first.wait_for_selector("#exam-app[data-exam-state='stale']", timeout=5_000)
+        assert "continues in another tab" in first.inner_text(".exam-status")
+        assert first.locator("#exam-takeover").is_visible()
+        assert first.locator(".question-wrapper iframe").count() == 0
         browser.close()
