@@ -66,7 +66,10 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 def _deployment_list(platform: Platform) -> str:
     return ", ".join(
-        d.deployment_id + ("" if d.active else " (inactive)") for d in platform.deployments
+        d.deployment_id
+        + ("" if d.active else " (inactive)")
+        + (" (TAs: instructor view)" if d.allow_teaching_assistants else "")
+        for d in platform.deployments
     )
 
 
@@ -110,11 +113,17 @@ def platform_group() -> None:
 @click.option("--key-set-url", help="The platform's public JWKS URL.")
 @click.option("--name", help="A label for admins; defaults to the host name.")
 @click.option("--auth-audience", help="The token endpoint's audience, when not its URL.")
+@click.option(
+    "--allow-teaching-assistants",
+    is_flag=True,
+    help="Teaching assistants of the added deployments see the instructor view (default: refused).",
+)
 def platform_add(
     preset: str | None,
     url: str | None,
     canvas_env: str | None,
     deployment_ids: tuple[str, ...],
+    allow_teaching_assistants: bool,
     **explicit: str | None,
 ) -> None:
     """Register a platform, or add deployments to a registered (issuer, client_id).
@@ -126,7 +135,11 @@ def platform_add(
         base = _preset_fields(preset, url, canvas_env)
         given = {k: v for k, v in explicit.items() if v is not None}
         fields = dataclasses.replace(base, **given)
-        added = add_platform(**dataclasses.asdict(fields), deployment_ids=deployment_ids)
+        added = add_platform(
+            **dataclasses.asdict(fields),
+            deployment_ids=deployment_ids,
+            allow_teaching_assistants=allow_teaching_assistants,
+        )
     except PlatformError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc

@@ -223,7 +223,7 @@ def register_sandbox_platform(described: Mapping[str, str | None]) -> str:
             remove_platform(existing)
             existing, outcome = None, "re-registered"
         if existing is None:
-            add_platform(**fields, deployment_ids=[deployment])
+            add_platform(**fields, deployment_ids=[deployment], allow_teaching_assistants=False)
             return outcome
         if deployment in {d.deployment_id for d in existing.deployments}:
             return "already registered"

@@ -1,13 +1,15 @@
 """Launch errors: why an LTI login or launch was refused, as a reason code and a plain sentence.
 
-Owns the LaunchReason codes, their pages' wording and HTTP status, and the one mapping of
-pylti1p3's free-text exceptions to a reason. Renders nothing: web/ turns a LaunchError into a page.
+Owns the wording and HTTP status of the launch.* codes of lti_proctor.reasons.Reason, and the one
+mapping of pylti1p3's free-text exceptions to a reason. Renders nothing: web/ turns a
+LaunchError into a page.
 
 ```
 Exception
   LaunchError(reason, detail)     -> errors/launch.html, 400 (403 for policy refusals)
-      reason: LaunchReason        launch.state_missing, launch.nonce_replayed, ...
+      reason: Reason              launch.state_missing, launch.nonce_replayed, ...
       detail: str | None          which claim, kid or parameter; never a token or a secret
+      next_step, return_url       a refusal after validation: what to ask for, the way back
 ```
 
 pylti1p3 raises one LtiException (and OIDCException at login) with free text;
@@ -17,37 +19,16 @@ classify_lti_exception() maps that text to a LaunchError, with launch.invalid as
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+
+from lti_proctor.reasons import Reason
 
 _MAX_DETAIL = 120
 
 
-class LaunchReason(StrEnum):
-    """Reason codes of refused logins and launches; the value is what pages and logs show."""
-
-    LOGIN_INVALID = "launch.login_invalid"
-    PLATFORM_REFUSED = "launch.platform_refused"
-    STATE_MISSING = "launch.state_missing"
-    STATE_MISMATCH = "launch.state_mismatch"
-    NONCE_INVALID = "launch.nonce_invalid"
-    NONCE_REPLAYED = "launch.nonce_replayed"
-    TOKEN_INVALID = "launch.token_invalid"
-    ALGORITHM_NOT_ALLOWED = "launch.algorithm_not_allowed"
-    KID_UNKNOWN = "launch.kid_unknown"
-    JWKS_UNAVAILABLE = "launch.jwks_unavailable"
-    SIGNATURE_INVALID = "launch.signature_invalid"
-    TOKEN_EXPIRED = "launch.token_expired"
-    TOKEN_NOT_YET_VALID = "launch.token_not_yet_valid"
-    AUDIENCE_INVALID = "launch.audience_invalid"
-    REGISTRATION_UNKNOWN = "launch.registration_unknown"
-    DEPLOYMENT_UNKNOWN = "launch.deployment_unknown"
-    DEPLOYMENT_INACTIVE = "launch.deployment_inactive"
-    MESSAGE_UNSUPPORTED = "launch.message_unsupported"
-    VERSION_UNSUPPORTED = "launch.version_unsupported"
-    CLAIM_MISSING = "launch.claim_missing"
-    CLAIM_INVALID = "launch.claim_invalid"
-    ROLE_NOT_ALLOWED = "launch.role_not_allowed"
-    INVALID = "launch.invalid"
+# The codes are lti_proctor.reasons.Reason, the one enum of every reason; this module owns the
+# launch.* members' wording. The old name stays an alias so callers of either name meet one enum.
+LaunchReason = Reason
+LAUNCH_REASONS: frozenset[Reason] = frozenset(r for r in Reason if r.value.startswith("launch."))
 
 
 @dataclass(frozen=True)
@@ -145,6 +126,10 @@ REASON_TEXT: dict[LaunchReason, ReasonText] = {
         "Ask your instructor if you think you should have access.",
         status=403,
     ),
+    LaunchReason.PROFILE_UNKNOWN: ReasonText(
+        "This exam asks for a proctoring profile this tool does not have.",
+        "Ask your instructor or administrator to fix the exam's proctoring_profile setting.",
+    ),
     LaunchReason.INVALID: ReasonText("The launch could not be accepted.", _RETRY + " " + _ADMIN),
 }
 
@@ -152,9 +137,20 @@ REASON_TEXT: dict[LaunchReason, ReasonText] = {
 class LaunchError(Exception):
     """The LTI login or launch was refused."""
 
-    def __init__(self, reason: LaunchReason, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: Reason,
+        detail: str | None = None,
+        *,
+        next_step: str | None = None,
+        return_url: str | None = None,
+    ) -> None:
         self.reason = reason
         self.detail = _clip(detail)
+        # A refusal after validation may say more than the reason's default next step (which
+        # role was seen, what to ask for) and offer the way back to the course.
+        self.next_step = next_step or REASON_TEXT[reason].next_step
+        self.return_url = return_url
         super().__init__(f"{reason.value}: {self.detail}" if self.detail else reason.value)
 
     @property
@@ -187,7 +183,7 @@ def _clip(detail: str | None) -> str | None:
 
 
 # pylti1p3 message text (a substring, matched in order) -> reason and what to show as detail.
-_LTI_TEXT: tuple[tuple[str, LaunchReason, str | None], ...] = (
+_LTI_TEXT: tuple[tuple[str, Reason, str | None], ...] = (
     ("Could not find issuer", LaunchReason.LOGIN_INVALID, "missing login parameter: iss"),
     (
         "Could not find login hint",

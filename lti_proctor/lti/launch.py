@@ -1,33 +1,33 @@
 """Launch: validating an LTI 1.3 launch (form_post id_token + state) into a LaunchContext value.
 
-Built on pylti1p3's FlaskMessageLaunch, with registrations read from the database (DbToolConf),
-the nonce issued by lti.oidc's login consumed once from the shared store, the state matched
-against its cookie, and platform keys from lti.jwks (RS256 only). web/ reads the request and
-passes plain values in; a refusal is always a LaunchError, and a refused launch stores nothing.
+ToolMessageLaunch owns every check: registrations read from the database (DbToolConf), the nonce
+issued by lti.oidc's login consumed once from the shared store, the state matched against its
+cookie, platform keys from lti.jwks (RS256 only), and pylti1p3's public message validators.
+web/ reads the request and passes plain values in; a refusal is always a LaunchError, and a
+refused launch stores nothing.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self, cast
+from typing import Any, Self
 
 import jwt
-from pylti1p3.contrib.flask.message_launch import FlaskMessageLaunch
 from pylti1p3.exception import LtiException, OIDCException
-from pylti1p3.session import SessionService
+from pylti1p3.message_validators import get_validators
 
 from lti_proctor.lti import claims as c
-from lti_proctor.lti.claims import MessageType, Role, reduce_roles
+from lti_proctor.lti.claims import MessageType
 from lti_proctor.lti.errors import LaunchError, LaunchReason, claim_invalid, claim_missing
 from lti_proctor.lti.jwks import KeySetCache, KeyValueStore
 from lti_proctor.lti.oidc import (
     COOKIE_PREFIX,
     STATE_PREFIX,
     LaunchSettings,
-    ToolCookieService,
     ToolRequest,
     classified,
     nonce_key,
@@ -35,6 +35,7 @@ from lti_proctor.lti.oidc import (
     used_nonce_key,
 )
 from lti_proctor.lti.registrations import DbToolConf, Deployment, Platform, pick_platform
+from lti_proctor.lti.roles import Role, reduce_roles
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ class LaunchContext:
     ags: AgsEndpoint | None = None
     nrps: NrpsEndpoint | None = None
     deep_linking_settings: Mapping[str, object] | None = None
+    # The deployment's own settings, read with it during validation.
+    allow_teaching_assistants: bool = False
+    default_profile: str | None = None
 
     @property
     def is_instructor(self) -> bool:
@@ -99,8 +103,13 @@ class LaunchContext:
         return Role.LEARNER in self.roles and not self.is_instructor
 
 
-class ToolMessageLaunch(FlaskMessageLaunch):
-    """Launch validation, every step raising a LaunchError; the nonce is consumed last."""
+class ToolMessageLaunch:
+    """Launch validation, every check owned here and raising a LaunchError; nonce consumed last.
+
+    pylti1p3 is used only through its public API: its message validators (the claims each
+    message type needs) run after this class's own checks. Signature, key set, nonce, state,
+    registration and deployment are checked here, against the database and the shared store.
+    """
 
     def __init__(
         self,
@@ -110,15 +119,14 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         store: KeyValueStore,
         settings: LaunchSettings,
     ) -> None:
-        cookies = ToolCookieService(request, insecure=settings.insecure_cookies)
-        super().__init__(  # type: ignore[no-untyped-call]
-            request, tool_conf, session_service=SessionService(request), cookie_service=cookies
-        )
         self._tool_request = request
         self._conf, self._store, self._settings = tool_conf, store, settings
         self._keys = KeySetCache(
             store, timeout_s=settings.http_timeout_s, cache_s=settings.jwks_cache_s
         )
+        self._id_token = ""
+        self._header: dict[str, Any] = {}
+        self._claims: dict[str, Any] = {}
         self._state = ""
         self._nonce = ""
         self._login_platform_id: object = None
@@ -128,35 +136,33 @@ class ToolMessageLaunch(FlaskMessageLaunch):
 
     def validate(self) -> Self:
         """Run every check in order; any failure is a LaunchError and leaves nothing stored."""
-        self._validated = True
         try:
             self.validate_state().validate_jwt_format().validate_header().validate_nonce()
             self.validate_registration().validate_jwt_signature().validate_deployment()
             self.validate_message()
             assert self._platform is not None and self._deployment is not None
             # Read every claim before the nonce is spent, so a bad claim leaves nothing used.
-            self._context = build_context(self._body(), self._platform, self._deployment)
+            context = build_context(self._body(), self._platform, self._deployment)
             self.save_launch_data()
         except LaunchError:
-            self._validated = False
             raise
         except (LtiException, OIDCException) as exc:
-            self._validated = False
             raise classified(exc) from exc
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             # A malformed token must never become a 500; the traceback goes to the log.
-            self._validated = False
             log.exception("launch validation failed on malformed input")
             raise LaunchError(LaunchReason.INVALID, type(exc).__name__) from exc
+        self._context = context
         return self
 
     def context(self) -> LaunchContext:
         """The validated launch as a LaunchContext."""
-        assert self._validated and self._context is not None
+        if self._context is None:
+            raise RuntimeError("context() before a successful validate()")
         return self._context
 
     def _body(self) -> dict[str, Any]:
-        return cast(dict[str, Any], self._jwt.get("body", {}))
+        return self._claims
 
     def validate_state(self) -> Self:
         """The state posted back must be the one in this browser's login cookie."""
@@ -172,19 +178,29 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         return self
 
     def validate_jwt_format(self) -> Self:
-        """pylti1p3 splits and decodes the JWT; header and body must be JSON objects."""
+        """The id_token is a JWT whose header and body are JSON objects (verified later)."""
         error = self._tool_request.get_param("error")
         if error and not self._tool_request.get_param("id_token"):
             # OIDC error response (Moodle's auth.php posts these back to redirect_uri).
             raise LaunchError(LaunchReason.PLATFORM_REFUSED, f"platform error {error!r}")
-        super().validate_jwt_format()
-        if not isinstance(self._jwt.get("header"), dict) or not isinstance(self._body(), dict):
+        token = self._tool_request.get_param("id_token")
+        if not token:
+            raise LaunchError(LaunchReason.TOKEN_INVALID, "no id_token in the launch")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise LaunchError(LaunchReason.TOKEN_INVALID, "id_token is not a JWT")
+        try:
+            header, body = (json.loads(_b64decode(part)) for part in parts[:2])
+        except ValueError as exc:  # bad base64, bad UTF-8 and bad JSON are all ValueErrors
+            raise LaunchError(LaunchReason.TOKEN_INVALID, "id_token cannot be decoded") from exc
+        if not isinstance(header, dict) or not isinstance(body, dict):
             raise LaunchError(LaunchReason.TOKEN_INVALID, "id_token is not a JSON object")
+        self._id_token, self._header, self._claims = token, header, body
         return self
 
     def validate_header(self) -> Self:
         """RS256 only (never none or HS256), and a kid to find the platform's key."""
-        header = self._jwt["header"]
+        header = self._header
         alg = header.get("alg")
         if alg != ALGORITHM:
             raise LaunchError(LaunchReason.ALGORITHM_NOT_ALLOWED, f"alg {alg!r}")
@@ -230,16 +246,15 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 LaunchReason.AUDIENCE_INVALID, "token is for another registration than the login"
             )
         self._platform = platform
-        self._registration = self._conf.registration_for(platform)
         return self
 
     def validate_jwt_signature(self) -> Self:
         """Verify the RS256 signature with the platform's key, then aud, exp and iat."""
         assert self._platform is not None
-        key = self._keys.signing_key(self._platform.key_set_url, self._jwt["header"]["kid"])
+        key = self._keys.signing_key(self._platform.key_set_url, self._header["kid"])
         try:
             verified = jwt.decode(
-                self._get_id_token(),
+                self._id_token,
                 key=key,
                 algorithms=[ALGORITHM],
                 audience=self._platform.client_id,
@@ -249,7 +264,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             )
         except jwt.PyJWTError as exc:
             raise _jwt_error(exc) from exc
-        self._jwt["body"] = cast(Any, verified)
+        self._claims = verified
         return self
 
     def validate_deployment(self) -> Self:
@@ -290,7 +305,10 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             _required(body, c.DEEP_LINKING_SETTINGS, "deep_linking_settings"), dict
         ):
             raise claim_invalid("deep_linking_settings")
-        super().validate_message()  # pylti1p3's own message validators, too
+        # pylti1p3's own message validators (its public API) run after the checks above.
+        for validator in get_validators():  # type: ignore[no-untyped-call]
+            if validator.can_validate(body):
+                validator.validate(body)
         return self
 
     def save_launch_data(self) -> Self:
@@ -299,6 +317,10 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             raise LaunchError(LaunchReason.NONCE_REPLAYED, "nonce used by a concurrent launch")
         self._store.set(used_nonce_key(self._nonce), "1", self._settings.nonce_ttl_s)
         return self
+
+
+def _b64decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
 def _required(body: Mapping[str, Any], uri: str, name: str, *, allow_empty: bool = False) -> Any:
@@ -377,6 +399,8 @@ def build_context(
         ags=_ags(_obj(body, c.AGS_ENDPOINT, "ags endpoint")),
         nrps=_nrps(_obj(body, c.NRPS, "namesroleservice")),
         deep_linking_settings=dict(dls) if isinstance(dls, dict) else None,
+        allow_teaching_assistants=bool(deployment.allow_teaching_assistants),
+        default_profile=deployment.default_profile,
     )
 
 

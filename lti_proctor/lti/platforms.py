@@ -198,13 +198,15 @@ def add_platform(
     name: str | None = None,
     auth_audience: str | None = None,
     family: str | None = None,
+    allow_teaching_assistants: bool = False,
 ) -> PlatformAdded:
     """Register a platform with its deployments, or add new deployments to an existing one.
 
     When (issuer, client_id) is already registered, the endpoints may be left out; any that are
     given must equal the stored ones (changing endpoints means remove and add again), the name
-    is left as it is, and every deployment id must be new. Flushes, never commits; after a
-    PlatformError nothing was added to the session.
+    is left as it is, and every deployment id must be new. allow_teaching_assistants applies to
+    the deployments added here (their TAs then see the instructor view). Flushes, never
+    commits; after a PlatformError nothing was added to the session.
     """
     fields = _validated(
         PlatformFields(
@@ -230,7 +232,7 @@ def add_platform(
         _check_same_endpoints(existing, fields)
         platform = existing
     _check_new_deployments(platform, ids)
-    return _save(platform, ids, created=existing is None)
+    return _save(platform, ids, created=existing is None, allow_tas=allow_teaching_assistants)
 
 
 def _new_platform(fields: PlatformFields) -> Platform:
@@ -270,9 +272,15 @@ def _check_new_deployments(platform: Platform, ids: tuple[str, ...]) -> None:
             )
 
 
-def _save(platform: Platform, ids: tuple[str, ...], *, created: bool) -> PlatformAdded:
+def _save(
+    platform: Platform, ids: tuple[str, ...], *, created: bool, allow_tas: bool
+) -> PlatformAdded:
     for deployment_id in ids:
-        platform.deployments.append(Deployment(deployment_id=deployment_id, active=True))
+        platform.deployments.append(
+            Deployment(
+                deployment_id=deployment_id, active=True, allow_teaching_assistants=allow_tas
+            )
+        )
     if created:
         db.session.add(platform)
     try:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
     select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -63,6 +64,10 @@ class Deployment(db.Model):  # type: ignore[name-defined,misc]
     deployment_id: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     default_profile: Mapped[str | None] = mapped_column(String(64))
+    # Off by default: some LMSs send forum moderators (often students) as teaching assistants.
+    allow_teaching_assistants: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
 
     platform: Mapped[Platform] = relationship(back_populates="deployments")

@@ -1,17 +1,28 @@
-"""The one place that maps exceptions to responses: HTML pages for people, short text for APIs."""
+"""The one place that builds error responses: pages for people, JSON or text for callers.
+
+Every refusal a route answers goes through error_response() (a Reason, a status, a sentence), and
+every exception that escapes a view goes through the handlers init_app() installs. Each answer
+carries its reason code and a request id; the log line carries the same two, never a secret.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, render_template, request
+from flask import Flask, Response, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from lti_proctor.extensions import db
 from lti_proctor.lti.errors import LaunchError
+from lti_proctor.reasons import Reason
 
 log = logging.getLogger(__name__)
+
+Shape = Literal["page", "json", "text"]
 
 
 def wants_text() -> bool:
@@ -21,54 +32,114 @@ def wants_text() -> bool:
     )
 
 
+def new_request_id() -> str:
+    """A short id shown to the user and written to the log line, to find one in the other."""
+    return uuid.uuid4().hex[:12]
+
+
+def error_response(
+    reason: Reason,
+    status: int,
+    *,
+    message: str = "",
+    title: str | None = None,
+    shape: Shape | None = None,
+    template: str = "errors/generic.html",
+    headers: Mapping[str, str] | None = None,
+    **context: Any,
+) -> Response:
+    """A refusal as a page (HTML), JSON ({"error", "message"}) or text (the code alone).
+
+    shape defaults to JSON for API and webhook routes and to a page otherwise. Pages are
+    rendered from template with title, message, code and request_id plus context.
+    """
+    request_id = str(context.pop("request_id", None) or new_request_id())
+    shape = shape or ("json" if wants_text() else "page")
+    log.info("refused reason=%s status=%s request_id=%s", reason.value, status, request_id)
+    if shape == "text":
+        body: Any = reason.value + "\n"
+        response = current_app.response_class(body, status=status, mimetype="text/plain")
+    elif shape == "json":
+        response = current_app.make_response(
+            ({"error": reason.value, "message": message, "request_id": request_id}, status)
+        )
+    else:
+        html = render_template(
+            template,
+            title=title or "The tool could not do that",
+            message=message,
+            code=reason.value,
+            request_id=request_id,
+            **context,
+        )
+        response = current_app.make_response((html, status))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(headers or {})
+    return response
+
+
+def course_return_url(return_url: str | None, message: str) -> str | None:
+    """The launch's return_url with lti_errormsg, so the LMS can show why (None if unusable)."""
+    parts = urlsplit(return_url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    joiner = "&" if parts.query else "?"
+    return f"{return_url}{joiner}{urlencode({'lti_errormsg': message})}"
+
+
+def launch_error_response(exc: LaunchError) -> Response:
+    """A refused login or launch: the launch page with what happened and what to do next."""
+    request_id = new_request_id()
+    log.warning(
+        "launch refused reason=%s detail=%s request_id=%s path=%s",
+        exc.reason.value,
+        exc.detail,
+        request_id,
+        request.path,
+    )
+    return error_response(
+        exc.reason,
+        exc.status,
+        message=exc.text.what,
+        shape="page",
+        template="errors/launch.html",
+        error=exc,
+        request_id=request_id,
+        back_url=course_return_url(exc.return_url, exc.text.what),
+    )
+
+
 def init_app(app: Flask) -> None:
     """Install the error handlers."""
 
     @app.errorhandler(LaunchError)
-    def launch_error(exc: LaunchError):  # type: ignore[no-untyped-def]
+    def launch_error(exc: LaunchError) -> Response:
         """A refused login or launch: a readable page with the reason code and a request id."""
-        request_id = uuid.uuid4().hex[:12]
         db.session.rollback()
-        log.warning(
-            "launch refused reason=%s detail=%s request_id=%s path=%s",
-            exc.reason.value,
-            exc.detail,
-            request_id,
-            request.path,
-        )
-        page = render_template("errors/launch.html", error=exc, request_id=request_id)
-        return page, exc.status
+        return launch_error_response(exc)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
-        if wants_text():
-            return {"error": exc.name.lower().replace(" ", "_")}, exc.code or 500
-        return (
-            render_template(
-                "errors/generic.html",
-                title=exc.name,
-                message=exc.description,
-                code=f"http.{exc.code}",
-                request_id=uuid.uuid4().hex[:12],
-            ),
-            exc.code or 500,
+    def http_error(exc: HTTPException) -> Response:
+        """A plain HTTP failure (unknown URL, wrong method, too large)."""
+        status = exc.code or 500
+        return error_response(
+            Reason.for_http_status(status),
+            status,
+            title=exc.name,
+            message=exc.description or exc.name,
         )
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
-        request_id = uuid.uuid4().hex[:12]
+    def unexpected(exc: Exception) -> Response:
+        """Anything else: roll back, log the traceback, answer 500 without details."""
+        request_id = new_request_id()
         db.session.rollback()
         log.exception("unexpected error request_id=%s", request_id)
-        if wants_text():
-            return {"error": "internal", "request_id": request_id}, 500
-        return (
-            render_template(
-                "errors/generic.html",
-                title="Something went wrong",
-                message="The tool hit an unexpected problem. Try again; if it persists, "
-                "give your administrator the request id below.",
-                code="internal",
-                request_id=request_id,
-            ),
+        return error_response(
+            Reason.INTERNAL,
             500,
+            title="Something went wrong",
+            message="The tool hit an unexpected problem. Try again; if it persists, "
+            "give your administrator the request id below.",
+            request_id=request_id,
         )

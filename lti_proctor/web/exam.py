@@ -12,33 +12,28 @@ import hashlib
 import json
 import logging
 import secrets
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
 from lti_proctor.attempts import operations as attempts
 from lti_proctor.attempts.models import Attempt
+from lti_proctor.attempts.start import ExamContent, start_attempt
 from lti_proctor.attempts.states import AttemptStateError
 from lti_proctor.extensions import db
-from lti_proctor.identity import Exam, Learner, sync_exam_from_launch, sync_learner_from_launch
+from lti_proctor.identity import Exam, Learner
 from lti_proctor.jobs.models import utcnow
-from lti_proctor.lti.launch import LaunchContext
-from lti_proctor.lti.registrations import Deployment, Platform
+from lti_proctor.lti.registrations import Platform
 from lti_proctor.proctoring import client as proctoring_client
-from lti_proctor.proctoring.errors import (
-    ProviderError,
-    ProviderUnavailableError,
-    UnknownProfileError,
-)
-from lti_proctor.proctoring.profiles import get_profiles, resolve_profile
-from lti_proctor.proctoring.types import Profile, SessionRequest
+from lti_proctor.proctoring.errors import ProviderError, ProviderUnavailableError
+from lti_proctor.proctoring.profiles import get_profiles
+from lti_proctor.proctoring.types import Profile
+from lti_proctor.reasons import Reason
 from lti_proctor.store import get_store
-from lti_proctor.web import instructor
+from lti_proctor.web.errors import error_response, new_request_id
 from lti_proctor.web.exam_page import (
     PageContext,
     api_token,
@@ -76,53 +71,7 @@ def _page_context(
     return PageContext(sdk_language(locale_or_lang), return_url, origins, max_attempts)
 
 
-# -- the launch hand-off -------------------------------------------------------------------------
-
-
-def respond_to_launch(ctx: LaunchContext) -> ResponseReturnValue:
-    """Answer a validated resource-link launch: instructor page, or the learner's exam page."""
-    use_language(ctx.locale)
-    if ctx.is_instructor:
-        return _instructor_view(ctx)
-    try:
-        profile = _resolve_profile(ctx)
-    except UnknownProfileError as exc:
-        log.warning("launch.profile_unknown: %s", exc)
-        return _error_page(
-            400,
-            "launch.profile_unknown",
-            _("Unknown proctoring profile"),
-            _(
-                "This exam asks for the proctoring profile %(name)s, which this tool does "
-                "not have. Ask your instructor or administrator to fix the exam's settings.",
-                name=repr(exc.name),
-            ),
-        )
-    now = utcnow()
-    exam = sync_exam_from_launch(ctx, now=now)
-    learner = sync_learner_from_launch(ctx, now=now)
-    request_ = StartRequest.from_launch(ctx, exam=exam, learner=learner, profile=profile)
-    return _start(request_, exam, learner, profile)
-
-
-def _instructor_view(ctx: LaunchContext) -> ResponseReturnValue:
-    """The teacher's page of this exam link: the attempts and their proctoring results."""
-    return instructor.respond_to_instructor_launch(ctx)
-
-
-def _resolve_profile(ctx: LaunchContext) -> Profile:
-    deployment_default = db.session.scalar(
-        select(Deployment.default_profile).where(
-            Deployment.platform_id == ctx.platform_id,
-            Deployment.deployment_id == ctx.deployment_id,
-        )
-    )
-    return resolve_profile(
-        get_profiles(current_app),
-        custom_name=ctx.custom.get("proctoring_profile"),
-        deployment_default=deployment_default,
-        fallback=str(current_app.config.get("PROCTOR_DEFAULT_PROFILE") or "standard"),
-    )
+# -- starting from a launch or a retry -------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -138,58 +87,31 @@ class StartRequest:
     language: str
     return_url: str | None
 
-    @classmethod
-    def from_launch(
-        cls, ctx: LaunchContext, *, exam: Exam, learner: Learner, profile: Profile
-    ) -> StartRequest:
-        """The start request of a validated launch."""
-        return cls(
-            exam_id=exam.id,
-            learner_id=learner.id,
-            profile_name=profile.name,
-            exam_url=(ctx.custom.get("exam_url") or "").strip() or None,
-            access_code=(ctx.custom.get("access_code") or "").strip() or None,
-            max_attempts=attempts.parse_max_attempts(ctx.custom.get("max_attempts")),
-            language=sdk_language(ctx.locale),
-            return_url=ctx.return_url if origin_of(ctx.return_url) else None,
-        )
 
-
-def _start(req: StartRequest, exam: Exam, learner: Learner, profile: Profile) -> Response:
-    """Start or resume in three short transactions; attempts.begin_start says why."""
+def start_page(req: StartRequest, exam: Exam, learner: Learner, profile: Profile) -> Response:
+    """Start or resume the attempt (attempts.start says how) and answer with the exam's page."""
     page = _page_context(
         exam,
         locale_or_lang=req.language,
         return_url=req.return_url,
         max_attempts=req.max_attempts,
     )
-    pending = attempts.begin_start(
-        exam=exam,
-        learner=learner,
-        profile=profile,
-        links=_session_links(),
-        now=utcnow(),
-        max_attempts=req.max_attempts,
-        exam_url=req.exam_url,
-        access_code=req.access_code,
-    )
-    db.session.commit()  # phase 1 ends: nothing stays open while the service answers
-    if pending.session is None:
-        return _finished_page(pending.outcome, page)
     try:
-        attempt = _open_session(pending, pending.session)
+        started = start_attempt(
+            exam=exam,
+            learner=learner,
+            profile=profile,
+            content=ExamContent(req.exam_url, req.access_code, req.max_attempts),
+            links=_session_links(),
+            client=proctoring_client.get_client(current_app),
+            commit=db.session.commit,
+            clock=utcnow,
+        )
     except ProviderError as exc:
-        attempts.abandon_start(pending)  # a new attempt goes; a resumed one stays as it was
-        db.session.commit()
         return _service_down(exc, req)
-    db.session.commit()
-    return _wrapper_page(attempt, page, profile)
-
-
-def _open_session(pending: attempts.PendingStart, session: SessionRequest) -> Attempt:
-    """Phase 2 (the upsert, no transaction open) and phase 3 (store its answer)."""
-    result = proctoring_client.get_client(current_app).upsert_session(session)
-    return attempts.complete_start(pending, result, now=utcnow())
+    if started.attempt is None:
+        return _finished_page(started.outcome, page)
+    return _wrapper_page(started.attempt, page, profile)
 
 
 def _session_links() -> attempts.SessionLinks:
@@ -243,30 +165,21 @@ def _finished_page(outcome: attempts.StartOutcome, page: PageContext) -> Respons
 
 
 def _service_down(exc: ProviderError, req: StartRequest) -> Response:
-    request_id = uuid.uuid4().hex[:12]
+    request_id = new_request_id()
     unavailable = isinstance(exc, ProviderUnavailableError)
-    code = "proctor.unavailable" if unavailable else "proctor.rejected"
-    log.error("%s request_id=%s status=%s: %s", code, request_id, exc.status, exc)
-    html = render_template(
-        "errors/service_down.html",
-        code=code,
-        unavailable=unavailable,
+    reason = Reason.PROCTOR_UNAVAILABLE if unavailable else Reason.PROCTOR_REJECTED
+    log.error("%s request_id=%s status=%s: %s", reason.value, request_id, exc.status, exc)
+    return error_response(
+        reason,
+        503 if unavailable else 502,
+        shape="page",
+        template="errors/service_down.html",
         request_id=request_id,
+        unavailable=unavailable,
         retry_token=_retry_token(req),
         return_url=req.return_url,
+        headers={"Referrer-Policy": "no-referrer"},
     )
-    return _no_store(current_app.make_response((html, 503 if unavailable else 502)))
-
-
-def _error_page(status: int, code: str, title: str, message: str) -> Response:
-    html = render_template(
-        "errors/generic.html",
-        title=title,
-        message=message,
-        code=code,
-        request_id=uuid.uuid4().hex[:12],
-    )
-    return current_app.make_response((html, status))
 
 
 def _retry_token(req: StartRequest) -> str:
@@ -315,13 +228,14 @@ def retry() -> ResponseReturnValue:
     learner = db.session.get(Learner, req.learner_id) if req else None
     profile = get_profiles(current_app).get(req.profile_name) if req else None
     if req is None or exam is None or learner is None or profile is None:
-        return _error_page(
+        return error_response(
+            Reason.EXAM_RETRY_EXPIRED,
             400,
-            "exam.retry_expired",
-            _("This retry link has expired"),
-            _("Open the exam again from your course page."),
+            shape="page",
+            title=_("This retry link has expired"),
+            message=_("Open the exam again from your course page."),
         )
-    return _start(req, exam, learner, profile)
+    return start_page(req, exam, learner, profile)
 
 
 @bp.get("/exam/open/<token>")
@@ -330,11 +244,12 @@ def open_attempt(token: str) -> ResponseReturnValue:
     payload = unsign("open", token, max_age_s=token_ttl())
     attempt = attempts.get_attempt(str(payload.get("a"))) if payload else None
     if payload is None or attempt is None:
-        return _error_page(
+        return error_response(
+            Reason.EXAM_LINK_EXPIRED,
             401,
-            "exam.link_expired",
-            _("This link has expired"),
-            _("Open the exam again from your course."),
+            shape="page",
+            title=_("This link has expired"),
+            message=_("Open the exam again from your course."),
         )
     exam = db.session.get(Exam, attempt.exam_id)
     assert exam is not None  # attempts go with their exam
@@ -351,8 +266,10 @@ def open_attempt(token: str) -> ResponseReturnValue:
 # -- the page's API ------------------------------------------------------------------------------
 
 
-def _api_error(status: int, code: str, message: str) -> Response:
-    return _no_store(current_app.make_response(({"error": code, "message": message}, status)))
+def _api_error(status: int, reason: Reason, message: str) -> Response:
+    return error_response(
+        reason, status, shape="json", message=message, headers={"Referrer-Policy": "no-referrer"}
+    )
 
 
 def _bearer() -> str | None:
@@ -368,7 +285,9 @@ def attempt_api(view: Callable[[Attempt], Response]) -> Callable[[], Response]:
         payload = unsign("api", _bearer(), max_age_s=token_ttl())
         attempt = attempts.get_attempt(str(payload.get("a"))) if payload else None
         if attempt is None:
-            return _api_error(401, "token.invalid", "The page's token is invalid or expired.")
+            return _api_error(
+                401, Reason.EXAM_TOKEN_INVALID, "The page's token is invalid or expired."
+            )
         return view(attempt)
 
     return wrapper
@@ -394,9 +313,11 @@ def attempt_started(attempt: Attempt) -> Response:
     try:
         attempts.record_sdk_started(attempt, now=utcnow())
     except attempts.StartProofError:
-        return _api_error(403, "attempt.start_proof_webhook", "The service confirms the start.")
+        return _api_error(
+            403, Reason.ATTEMPT_START_PROOF_WEBHOOK, "The service confirms the start."
+        )
     except AttemptStateError:
-        return _api_error(409, "attempt.state_conflict", "This attempt cannot start again.")
+        return _api_error(409, Reason.ATTEMPT_STATE_CONFLICT, "This attempt cannot start again.")
     db.session.commit()
     return _no_store(current_app.make_response(_state_body(attempt)))
 
@@ -407,7 +328,9 @@ def attempt_content(attempt: Attempt) -> Response:
     """The exam URL and access code, only once the attempt has started."""
     content = attempts.revealed_content(attempt)
     if content is None:
-        return _api_error(403, "attempt.not_started", "The exam opens once proctoring started.")
+        return _api_error(
+            403, Reason.ATTEMPT_NOT_STARTED, "The exam opens once proctoring started."
+        )
     return _no_store(current_app.make_response({**content, "token": api_token(attempt)}))
 
 

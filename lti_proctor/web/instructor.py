@@ -1,15 +1,14 @@
 """The instructor view of an exam link: its attempts, one attempt's report, and a CSV export.
 
-Reached only from a validated instructor/admin launch of the link (exam.respond_to_launch hands
-it over). Links between its pages carry a signed, short-lived instructor token (itsdangerous on
-SECRET_KEY, salt of its own) bound to the platform, the course and the exam, never a cookie:
-LMS frames may block third-party cookies. Every page answers with no-store, no referrer.
+Reached only from a launch that web/lti.py's role policy sends to the instructor view. Links
+between its pages carry a signed, short-lived instructor token (itsdangerous on SECRET_KEY, salt
+of its own) bound to the platform, the course and the exam, never a cookie: LMS frames may block
+third-party cookies. Every page answers with no-store, no referrer.
 """
 
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +23,8 @@ from lti_proctor.identity import Exam, sync_exam_from_launch
 from lti_proctor.jobs.models import utcnow
 from lti_proctor.lti.launch import LaunchContext
 from lti_proctor.lti.registrations import Platform
+from lti_proctor.reasons import Reason
+from lti_proctor.web.errors import error_response
 from lti_proctor.web.exam_page import origin_of
 from lti_proctor.web.instructor_labels import (
     LEVELS,
@@ -87,10 +88,12 @@ def instructor_page(view: Callable[..., Response]) -> Callable[..., Response]:
         payload = _read_token(token)
         use_language(payload.get("l") if payload else None)
         if payload is None:
-            return _refusal(401, "instructor.token_invalid", _("This link has expired"))
+            return _refusal(401, Reason.INSTRUCTOR_TOKEN_INVALID, _("This link has expired"))
         exam = _exam_of(payload)
         if exam is None:
-            return _refusal(403, "instructor.token_refused", _("This link is not for this exam"))
+            return _refusal(
+                403, Reason.INSTRUCTOR_TOKEN_REFUSED, _("This link is not for this exam")
+            )
         origins = tuple(o for o in payload.get("o") or () if isinstance(o, str))
         page = InstructorPage(exam, token=instructor_token(exam, origins), origins=origins)
         return view(page, **kwargs)
@@ -125,15 +128,15 @@ def _secured(response: Response, origins: Sequence[str]) -> Response:
     return response
 
 
-def _refusal(status: int, code: str, title: str) -> Response:
-    html = render_template(
-        "errors/generic.html",
+def _refusal(status: int, reason: Reason, title: str) -> Response:
+    response = error_response(
+        reason,
+        status,
+        shape="page",
         title=title,
         message=_("Open the exam link again from your course to see its proctoring results."),
-        code=code,
-        request_id=uuid.uuid4().hex[:12],
     )
-    return _secured(current_app.make_response((html, status)), ())
+    return _secured(response, ())
 
 
 def _render(page: InstructorPage, template: str, **context: Any) -> Response:
@@ -199,7 +202,7 @@ def attempt_detail(page: InstructorPage, attempt_id: str) -> Response:
     """One attempt of this exam with its violations, timeline and recommendations."""
     detail = get_attempt_detail(page.exam.id, attempt_id)
     if detail is None:  # not an attempt at this exam: say nothing more
-        return _refusal(404, "instructor.attempt_unknown", _("No such attempt at this exam"))
+        return _refusal(404, Reason.INSTRUCTOR_ATTEMPT_UNKNOWN, _("No such attempt at this exam"))
     return _render(page, "instructor/attempt.html", detail=detail, attempt=detail.overview)
 
 

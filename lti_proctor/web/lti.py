@@ -1,7 +1,8 @@
-"""LTI routes: the OIDC login (/lti/login), the launch (/lti/launch) and the launch error page.
+"""LTI routes: the OIDC login (/lti/login) and the launch (/lti/launch), routed in one place.
 
-Views read the request and call lti.oidc / lti.launch; what a validated launch shows is decided in
-one place, _respond_to_launch(), which hands resource-link launches to the exam page.
+Views read the request and call lti.oidc / lti.launch. What a validated launch shows is decided
+here only, by _respond_to_launch() with the role policy (lti.roles): the exam page, the instructor
+view, the deep-linking page, or a refusal. A refusal stores nothing.
 """
 
 from __future__ import annotations
@@ -9,12 +10,22 @@ from __future__ import annotations
 from flask import Blueprint, current_app, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 
+from lti_proctor.attempts.operations import parse_max_attempts
+from lti_proctor.identity import sync_exam_from_launch, sync_learner_from_launch
+from lti_proctor.jobs.models import utcnow
 from lti_proctor.lti.claims import MessageType
+from lti_proctor.lti.errors import LaunchError
 from lti_proctor.lti.launch import LaunchContext, validate_launch
 from lti_proctor.lti.oidc import LaunchSettings, clear_state_cookie, start_login
 from lti_proctor.lti.registrations import DbToolConf
+from lti_proctor.lti.roles import Destination, decide_destination
+from lti_proctor.proctoring.errors import UnknownProfileError
+from lti_proctor.proctoring.profiles import get_profiles, resolve_profile
+from lti_proctor.proctoring.types import Profile
+from lti_proctor.reasons import Reason
 from lti_proctor.store import get_store
-from lti_proctor.web import exam
+from lti_proctor.web import exam, instructor
+from lti_proctor.web.exam_page import origin_of, sdk_language
 from lti_proctor.web.language import use_language
 
 bp = Blueprint("lti", __name__)
@@ -66,12 +77,56 @@ def launch() -> ResponseReturnValue:
 
 
 def _respond_to_launch(ctx: LaunchContext) -> ResponseReturnValue:
-    """What a validated launch shows: the exam (or instructor view) for a resource link.
+    """Which page answers a validated launch: the one routing decision of the tool.
 
-    Deep-linking requests validate but have no content-selection step yet; they show the
-    launch's context so an admin can see the registration works.
+    Deep-linking requests have no content-selection step yet; they show the launch's context
+    so an admin can see the registration works.
     """
+    use_language(ctx.locale)  # every page of this launch speaks its language (kz/kk: Kazakh)
     if ctx.message_type == MessageType.DEEP_LINKING:
-        use_language(ctx.locale)
         return render_template("lti/launched.html", ctx=ctx)
-    return exam.respond_to_launch(ctx)
+    decision = decide_destination(
+        ctx.roles, allow_teaching_assistants=ctx.allow_teaching_assistants
+    )
+    if decision.destination == Destination.INSTRUCTOR_VIEW:
+        return instructor.respond_to_instructor_launch(ctx)
+    if decision.destination == Destination.EXAM:
+        return _exam_launch(ctx)
+    raise LaunchError(
+        Reason.ROLE_NOT_ALLOWED,
+        f"role seen: {decision.seen}",
+        next_step=decision.ask_for,
+        return_url=ctx.return_url,
+    )
+
+
+def _exam_launch(ctx: LaunchContext) -> ResponseReturnValue:
+    """A learner's launch: the exam page, with the attempt started or resumed."""
+    profile = _profile_of(ctx)
+    now = utcnow()
+    exam_row = sync_exam_from_launch(ctx, now=now)
+    learner = sync_learner_from_launch(ctx, now=now)
+    req = exam.StartRequest(
+        exam_id=exam_row.id,
+        learner_id=learner.id,
+        profile_name=profile.name,
+        exam_url=(ctx.custom.get("exam_url") or "").strip() or None,
+        access_code=(ctx.custom.get("access_code") or "").strip() or None,
+        max_attempts=parse_max_attempts(ctx.custom.get("max_attempts")),
+        language=sdk_language(ctx.locale),
+        return_url=ctx.return_url if origin_of(ctx.return_url) else None,
+    )
+    return exam.start_page(req, exam_row, learner, profile)
+
+
+def _profile_of(ctx: LaunchContext) -> Profile:
+    """The proctoring profile: custom parameter, else the deployment default, else the default."""
+    try:
+        return resolve_profile(
+            get_profiles(current_app),
+            custom_name=ctx.custom.get("proctoring_profile"),
+            deployment_default=ctx.default_profile,
+            fallback=str(current_app.config.get("PROCTOR_DEFAULT_PROFILE") or "standard"),
+        )
+    except UnknownProfileError as exc:
+        raise LaunchError(Reason.PROFILE_UNKNOWN, f"profile {exc.name!r}") from exc

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from lti_proctor.attempts import operations as attempts
@@ -27,13 +27,15 @@ from lti_proctor.proctoring.webhooks import (
     parse_event,
     verify_webhook,
 )
+from lti_proctor.reasons import Reason
+from lti_proctor.web.errors import error_response
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
 
-def _text(status: int, code: str) -> ResponseReturnValue:
-    return current_app.response_class(code + "\n", status=status, mimetype="text/plain")
+def _text(status: int, reason: Reason) -> ResponseReturnValue:
+    return error_response(reason, status, shape="text")
 
 
 def _is_bad_json(raw: bytes, content_type: str | None) -> bool:
@@ -51,17 +53,17 @@ def trustexam_event(event: str) -> ResponseReturnValue:
     """Accept a start/finish event from the proctoring service."""
     raw, content_type = request.get_data(cache=True), request.content_type
     if not (request.headers.get(SECRET_HEADER) or request.args.get(SECRET_QUERY)):
-        return _text(401, "webhook.unauthorized")
+        return _text(401, Reason.WEBHOOK_UNAUTHORIZED)
     if _is_bad_json(raw, content_type):
-        return _text(400, "webhook.bad_body")
+        return _text(400, Reason.WEBHOOK_BAD_BODY)
     ref = find_attempt_ref(decode_body(raw, content_type)) or request.args.get(ATTEMPT_FIELD)
     attempt = attempts.get_attempt(ref or "")
     if attempt is None:
-        return _text(404, "webhook.attempt_unknown")
+        return _text(404, Reason.WEBHOOK_ATTEMPT_UNKNOWN)
     try:
         verify_webhook(dict(request.headers), request.args, expected=attempt.webhook_secret)
     except WebhookAuthError:
-        return _text(401, "webhook.unauthorized")
+        return _text(401, Reason.WEBHOOK_UNAUTHORIZED)
     return _apply(attempt, event, raw, content_type)
 
 
@@ -77,6 +79,6 @@ def _apply(
             attempts.apply_provider_event(attempt, parse_event(event, raw, content_type), now=now)
         except AttemptStateError as exc:
             log.warning("webhook %s for attempt %s: %s", event, attempt.id, exc)
-            status = _text(409, "attempt.state_conflict")
+            status = _text(409, Reason.ATTEMPT_STATE_CONFLICT)
     db.session.commit()
     return status

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from pylti1p3.exception import LtiException, OIDCException
 
 from lti_proctor.lti.errors import (
+    LAUNCH_REASONS,
     REASON_TEXT,
     LaunchError,
     LaunchReason,
@@ -93,7 +94,7 @@ def test_classify_falls_back_to_launch_invalid_without_echoing_the_text() -> Non
 
 
 def test_every_reason_has_a_page_text_and_policy_refusals_are_403() -> None:
-    assert set(REASON_TEXT) == set(LaunchReason)
+    assert set(REASON_TEXT) == LAUNCH_REASONS
     for reason, text in REASON_TEXT.items():
         assert reason.value.startswith("launch.")
         assert text.what.endswith(".") and text.next_step.endswith(".")
@@ -165,3 +166,76 @@ def test_garbage_jwt_with_a_valid_state_cookie_is_token_invalid(
         resp = b.post(token, login.state)
         assert resp.status_code == 400
         assert '<code class="reason">launch.token_invalid</code>' in resp.get_data(as_text=True)
+
+
+LIS_ROLE = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
+DL = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+
+
+def _body(message_type: str, **claims: object) -> dict[str, object]:
+    lti = "https://purl.imsglobal.org/spec/lti/claim/"
+    body: dict[str, object] = {
+        "sub": "u1",
+        lti + "message_type": message_type,
+        lti + "version": "1.3.0",
+        lti + "roles": [LIS_ROLE],
+        lti + "resource_link": {"id": "r1"},
+    }
+    body.update(claims)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+_DL_OK = {"deep_link_return_url": "https://lms/return", "accept_types": ["ltiResourceLink"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (_body("LtiResourceLinkRequest", sub=None), LaunchReason.CLAIM_MISSING),
+        (
+            _body(
+                "LtiResourceLinkRequest",
+                **{"https://purl.imsglobal.org/spec/lti/claim/version": "1.1"},
+            ),
+            LaunchReason.VERSION_UNSUPPORTED,
+        ),
+        (
+            _body(
+                "LtiResourceLinkRequest",
+                **{"https://purl.imsglobal.org/spec/lti/claim/roles": None},
+            ),
+            LaunchReason.CLAIM_MISSING,
+        ),
+        (
+            _body(
+                "LtiResourceLinkRequest",
+                **{"https://purl.imsglobal.org/spec/lti/claim/resource_link": {}},
+            ),
+            LaunchReason.CLAIM_MISSING,
+        ),
+        (_body("LtiDeepLinkingRequest"), LaunchReason.CLAIM_MISSING),
+        (
+            _body("LtiDeepLinkingRequest", **{DL: {**_DL_OK, "accept_types": ["file"]}}),
+            LaunchReason.CLAIM_INVALID,
+        ),
+        (
+            _body(
+                "LtiDeepLinkingRequest",
+                **{DL: {**_DL_OK, "accept_presentation_document_targets": []}},
+            ),
+            LaunchReason.CLAIM_INVALID,
+        ),
+    ],
+    ids=["sub", "version", "roles", "resource-link", "dl-settings", "dl-types", "dl-targets"],
+)
+def test_pylti1p3_validator_messages_still_classify(
+    body: dict[str, object], reason: LaunchReason
+) -> None:
+    """pylti1p3's message validators raise these texts; if a release rewords one, this fails."""
+    from pylti1p3.message_validators import get_validators
+
+    with pytest.raises(LtiException) as raised:
+        for validator in get_validators():
+            if validator.can_validate(body):
+                validator.validate(body)
+    assert classify_lti_exception(raised.value).reason is reason
