@@ -13,13 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from lti_proctor.dbtypes import UtcDateTime, insert_if_absent
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import UtcDateTime, utcnow
 from lti_proctor.lti.launch import LaunchContext
+from lti_proctor.timeutil import utcnow
 
 ID_PREFIX = "lti:"
 HASH_CHARS = 32  # 128 bits: ample against collisions, far under the service's 191-char limit
@@ -98,32 +97,6 @@ class Learner(db.Model):  # type: ignore[name-defined,misc]
         """The learner's name for the service; never the raw LMS user id."""
         joined = " ".join(p for p in (self.given_name, self.family_name) if p)
         return self.name or joined or "Student"
-
-
-def insert_if_absent(model: Any, values: Mapping[str, Any], *, unique_on: list[str]) -> bool:
-    """Insert one row unless a row with the same unique key exists; True when this call added it.
-
-    Safe when two transactions race: `INSERT ... ON CONFLICT DO NOTHING` waits for the other
-    transaction (PostgreSQL: on its uncommitted key; SQLite: on the write lock) and then does
-    nothing, so neither side sees an IntegrityError that would spoil its transaction.
-    """
-    dialect = db.session.get_bind().dialect.name
-    table = model.__table__
-    if dialect in ("postgresql", "sqlite"):
-        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = (
-            make(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=unique_on)
-            .returning(*table.primary_key.columns)  # rowcount is unreliable here on psycopg
-        )
-        return db.session.execute(stmt).first() is not None
-    try:  # other databases: a savepoint keeps the outer transaction usable
-        with db.session.begin_nested():
-            db.session.execute(table.insert().values(**values))
-    except IntegrityError:
-        return False
-    return True
 
 
 def sync_exam_from_launch(ctx: LaunchContext, *, now: datetime) -> Exam:

@@ -21,10 +21,10 @@ from lti_proctor.attempts.reports import record_report
 from lti_proctor.attempts.states import AttemptStateError, AttemptStatus
 from lti_proctor.jobs.gradebook import attempt_profile, load_attempt
 from lti_proctor.jobs.handlers import register
-from lti_proctor.jobs.models import utcnow
 from lti_proctor.jobs.outbox import enqueue
 from lti_proctor.jobs.retry import JobCancelledError, PermanentJobError
 from lti_proctor.proctoring import client as proctoring_client
+from lti_proctor.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

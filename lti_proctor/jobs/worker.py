@@ -32,7 +32,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from lti_proctor.extensions import db
 from lti_proctor.jobs.handlers import get_handler
-from lti_proctor.jobs.models import JobStatus, OutboxJob, utcnow
+from lti_proctor.jobs.models import JobStatus, OutboxJob
 from lti_proctor.jobs.retry import (
     JobCancelledError,
     PermanentJobError,
@@ -40,6 +40,7 @@ from lti_proctor.jobs.retry import (
     describe_error,
     is_retryable,
 )
+from lti_proctor.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
 

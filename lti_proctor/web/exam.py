@@ -25,7 +25,6 @@ from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.states import AttemptStateError
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner, sync_exam_from_launch, sync_learner_from_launch
-from lti_proctor.jobs.models import utcnow
 from lti_proctor.lti.launch import LaunchContext
 from lti_proctor.lti.registrations import Deployment, Platform
 from lti_proctor.proctoring import client as proctoring_client
@@ -37,6 +36,7 @@ from lti_proctor.proctoring.errors import (
 from lti_proctor.proctoring.profiles import get_profiles, resolve_profile
 from lti_proctor.proctoring.types import Profile, SessionRequest
 from lti_proctor.store import get_store
+from lti_proctor.timeutil import utcnow
 from lti_proctor.web import instructor
 from lti_proctor.web.exam_page import (
     PageContext,

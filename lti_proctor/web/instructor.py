@@ -22,9 +22,9 @@ from lti_proctor.attempts.export import attempts_csv, export_filename
 from lti_proctor.attempts.queries import find_attempts_for_exam, get_attempt_detail
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, sync_exam_from_launch
-from lti_proctor.jobs.models import utcnow
 from lti_proctor.lti.launch import LaunchContext
 from lti_proctor.lti.registrations import Platform
+from lti_proctor.timeutil import utcnow
 from lti_proctor.web.exam_page import origin_of
 
 bp = Blueprint("instructor", __name__)

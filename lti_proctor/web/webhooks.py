@@ -16,7 +16,6 @@ from lti_proctor.attempts import operations as attempts
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.states import AttemptStateError
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import utcnow
 from lti_proctor.proctoring.webhooks import (
     ATTEMPT_FIELD,
     SECRET_HEADER,
@@ -27,6 +26,7 @@ from lti_proctor.proctoring.webhooks import (
     parse_event,
     verify_webhook,
 )
+from lti_proctor.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)

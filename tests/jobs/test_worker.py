@@ -12,12 +12,13 @@ import sqlalchemy as sa
 from flask import Flask
 
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import OutboxJob, utcnow
+from lti_proctor.jobs.models import OutboxJob
 from lti_proctor.jobs.outbox import enqueue
 from lti_proctor.jobs.retry import JobCancelledError, PermanentJobError, RetryPolicy
 from lti_proctor.jobs.worker import Worker, run_jobs, start_embedded_worker, stop_embedded_worker
 from lti_proctor.proctoring.errors import ProviderRejectedError, ProviderUnavailableError
 from lti_proctor.store import StoreEntry
+from lti_proctor.timeutil import utcnow
 from tests.results import Clock
 
 from .conftest import Handler, reload
