@@ -25,7 +25,8 @@ from lti_proctor.demo import (
 )
 from lti_proctor.extensions import db
 from lti_proctor.lti.platforms import list_platforms
-from lti_proctor.sandbox.lms import create_sandbox_lms, get_sandbox_lms
+from lti_proctor.sandbox.lms import create_sandbox_lms
+from lti_proctor.sandbox.lms_platform import get_sandbox_lms
 from lti_proctor.sandbox.lms_data import RESOURCE_LINK
 from lti_proctor.sandbox.proctoring import get_state
 from tests.live import Browser
@@ -130,7 +131,7 @@ def test_sandbox_lms_is_registered_in_the_tool(demo: RunningDemo) -> None:
 
 
 def test_exam_link_carries_the_quiz_access_code_and_profile(demo: RunningDemo) -> None:
-    from lti_proctor.sandbox.lms import PendingLaunch
+    from lti_proctor.sandbox.lms_platform import PendingLaunch
 
     lms = get_sandbox_lms(demo.lms_app)
 
