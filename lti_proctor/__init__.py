@@ -19,7 +19,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from lti_proctor.proctoring import profiles
     from lti_proctor.sandbox.policy import check_sandbox_policy
     from lti_proctor.schema import create_schema, import_models
-    from lti_proctor.web import register_blueprints
+    from lti_proctor.web.blueprints import register_blueprints
 
     instance_path = (overrides or {}).get("INSTANCE_PATH") or os.environ.get(
         "LTI_PROCTOR_INSTANCE_PATH"
