@@ -1,6 +1,7 @@
 """The lti-proctor admin commands; each is a thin wrapper around an operation.
 
-`lti-proctor` is a Flask command group, so `flask --app lti_proctor ...` works the same.
+create_app() registers them on the app, so `flask --app lti_proctor ...` works the same as the
+`lti-proctor` console script (lti_proctor/__main__.py), which also carries `demo`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
 from lti_proctor.extensions import db
 from lti_proctor.lti import keys as tool_keys
@@ -37,7 +38,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(keys_group)
     app.cli.add_command(worker_command)
     app.cli.add_command(jobs_group)
-    app.cli.add_command(demo_command)
 
 
 @click.command("serve")
@@ -342,46 +342,3 @@ def jobs_retry(job_id: int | None, all_dead: bool, yes: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     click.secho(f"Queued job {job.id} ({job.kind}) again.", fg="green")
-
-
-@click.command("demo")
-@click.option("--host", default="127.0.0.1", show_default=True, help="127.0.0.1 or localhost.")
-@click.option(
-    "--port-base",
-    default=5000,
-    show_default=True,
-    type=click.IntRange(0, 65533),
-    help="The tool's port; the sandbox LMS takes the next, the sandbox proctoring the one after.",
-)
-@click.option(
-    "--family", type=click.Choice(["moodle", "canvas"]), default="moodle", show_default=True
-)
-def demo_command(host: str, port_base: int, family: str) -> None:
-    """Run the tool with a sandbox LMS and a sandbox proctoring service on loopback."""
-    from lti_proctor.demo import DemoError, demo_banner, start_demo
-
-    try:
-        demo = start_demo(host=host, port_base=port_base, family=family)
-    except DemoError as exc:
-        raise click.ClickException(str(exc)) from exc
-    with demo:
-        click.echo(demo_banner(demo))
-        demo.wait()
-    click.secho("Demo stopped.", fg="green")
-
-
-def _create_app() -> Flask:
-    from lti_proctor import create_app
-    from lti_proctor.config import ConfigError
-    from lti_proctor.proctoring.errors import ProfileError
-
-    try:
-        return create_app()
-    except (ConfigError, ProfileError) as exc:  # a broken file: one line naming it, no traceback
-        raise click.ClickException(f"cannot start: {exc}") from exc
-
-
-def main() -> None:
-    """Entry point of the lti-proctor console script."""
-    cli = FlaskGroup(create_app=_create_app, add_default_commands=False, load_dotenv=False)
-    cli.main(prog_name="lti-proctor")
