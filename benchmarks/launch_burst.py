@@ -223,7 +223,7 @@ def sandboxes(tool_url: str, family: str, upsert_latency_s: float) -> Iterator[S
 
 def seed_students(lms_app: Any, n: int) -> list[str]:
     """Add n distinct students to the sandbox LMS (copies of its seeded student, new ids)."""
-    from lti_proctor.sandbox.lms import get_sandbox_lms
+    from lti_proctor.sandbox.lms_platform import get_sandbox_lms
 
     lms = get_sandbox_lms(lms_app)
     template = lms.users["student"]
@@ -290,7 +290,7 @@ def register_platform(config: dict[str, Any], lms_app: Any) -> None:
     from lti_proctor import create_app
     from lti_proctor.demo import register_sandbox_platform
     from lti_proctor.extensions import db
-    from lti_proctor.sandbox.lms import get_sandbox_lms
+    from lti_proctor.sandbox.lms_platform import get_sandbox_lms
 
     app = create_app(config)
     with app.app_context():
@@ -542,7 +542,7 @@ def run_round(
     tool_pids: list[int],
 ) -> Round:
     """Launch every student once with args.concurrency browsers at a time."""
-    from lti_proctor.sandbox.lms import get_sandbox_lms
+    from lti_proctor.sandbox.lms_platform import get_sandbox_lms
 
     jwks_path = urlsplit(get_sandbox_lms(boxes.lms_app).key_set_url).path
     lms_before, proc_before = boxes.lms_counter.snapshot(), boxes.proctoring_counter.snapshot()

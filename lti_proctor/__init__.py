@@ -17,9 +17,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from lti_proctor.jobs import worker
     from lti_proctor.lti import keys
     from lti_proctor.proctoring import profiles
+    from lti_proctor.results.registry import HANDLERS
     from lti_proctor.sandbox.policy import check_sandbox_policy
     from lti_proctor.schema import create_schema, import_models
-    from lti_proctor.web import register_blueprints
+    from lti_proctor.web.blueprints import register_blueprints
 
     instance_path = (overrides or {}).get("INSTANCE_PATH") or os.environ.get(
         "LTI_PROCTOR_INSTANCE_PATH"
@@ -35,7 +36,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     store.init_app(app)
     keys.init_app(app)  # the first tool key pair, on first start
     profiles.init_app(app)  # a broken profile file stops start-up here
-    worker.init_app(app)  # the embedded outbox worker, when configured
+    worker.init_app(app, HANDLERS)  # the job handlers; the embedded worker, when configured
     register_blueprints(app)
     register_cli(app)
     return app

@@ -1,18 +1,18 @@
 """The lti-proctor admin commands; each is a thin wrapper around an operation.
 
-`lti-proctor` is a Flask command group, so `flask --app lti_proctor ...` works the same.
+create_app() registers them on the app, so `flask --app lti_proctor ...` works the same as the
+`lti-proctor` console script (lti_proctor/__main__.py), which also carries `demo`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
 from lti_proctor.extensions import db
 from lti_proctor.lti import keys as tool_keys
@@ -38,7 +38,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(keys_group)
     app.cli.add_command(worker_command)
     app.cli.add_command(jobs_group)
-    app.cli.add_command(demo_command)
 
 
 @click.command("serve")
@@ -356,75 +355,3 @@ def jobs_retry(job_id: int | None, all_dead: bool, yes: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     click.secho(f"Queued job {job.id} ({job.kind}) again.", fg="green")
-
-
-@click.command("demo")
-@click.option("--host", default="127.0.0.1", show_default=True, help="127.0.0.1 or localhost.")
-@click.option(
-    "--port-base",
-    type=click.IntRange(0, 65533),
-    help="The tool's port (default 5000; free ports when those are taken); the sandbox LMS "
-    "takes the next, the sandbox proctoring the one after.",
-)
-@click.option(
-    "--family", type=click.Choice(["moodle", "canvas"]), default="moodle", show_default=True
-)
-def demo_command(host: str, port_base: int | None, family: str) -> None:
-    """Run the tool with a sandbox LMS and a sandbox proctoring service on loopback."""
-    from lti_proctor.demo import DemoError, PortTakenError, demo_banner, start_demo
-
-    try:
-        try:
-            demo = start_demo(
-                host=host, port_base=5000 if port_base is None else port_base, family=family
-            )
-        except PortTakenError as exc:
-            if port_base is not None:  # the ports were asked for: say so rather than move
-                raise
-            click.secho(f"{exc}. Using free ports instead.", fg="yellow")
-            demo = start_demo(host=host, port_base=0, family=family)
-    except DemoError as exc:
-        raise click.ClickException(str(exc)) from exc
-    with demo:
-        click.echo(demo_banner(demo))
-        demo.wait()
-    click.secho("Demo stopped.", fg="green")
-
-
-def _create_app() -> Flask:
-    from lti_proctor import create_app
-    from lti_proctor.config import ConfigError
-    from lti_proctor.proctoring.errors import ProfileError
-
-    try:
-        return create_app()
-    except (ConfigError, ProfileError) as exc:  # a broken file: one line naming it, no traceback
-        raise click.ClickException(f"cannot start: {exc}") from exc
-
-
-CLI_HELP = """lti-proctor: TrustExam proctoring for Moodle, Canvas and any LTI 1.3 platform.
-
-Settings come from instance/config.py and LTI_PROCTOR_* environment variables (README.md).
-"""
-
-
-def build_cli() -> click.Group:
-    """The lti-proctor command group: our commands and --version, none of Flask's options."""
-    cli = FlaskGroup(
-        create_app=_create_app,
-        add_default_commands=False,
-        add_version_option=False,
-        load_dotenv=False,
-        help=CLI_HELP,
-    )
-    # FlaskGroup always adds --app, --debug and --env-file: the app is fixed here, so drop them.
-    cli.params = [p for p in cli.params if p.name not in ("app", "debug", "env_file")]
-    version = importlib.metadata.version("lti-proctor")
-    return click.version_option(version, prog_name="lti-proctor", message="%(prog)s %(version)s")(
-        cli
-    )
-
-
-def main() -> None:
-    """Entry point of the lti-proctor console script."""
-    build_cli().main(prog_name="lti-proctor")

@@ -247,7 +247,7 @@ def _build_tool(urls: DemoUrls, api_key: str, overrides: Mapping[str, Any] | Non
 def _register(tool_app: Flask, lms_app: Flask) -> str:
     """Register the sandbox LMS in the tool's registry and commit."""
     from lti_proctor.extensions import db
-    from lti_proctor.sandbox.lms import get_sandbox_lms
+    from lti_proctor.sandbox.lms_platform import get_sandbox_lms
 
     with tool_app.app_context():
         try:

@@ -8,22 +8,65 @@ id, email or course id is readable in them. This module knows no Flask and no HT
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from lti_proctor.dbtypes import UtcDateTime, insert_if_absent
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import UtcDateTime, utcnow
-from lti_proctor.lti.launch import LaunchContext
+from lti_proctor.timeutil import utcnow
 
 ID_PREFIX = "lti:"
 HASH_CHARS = 32  # 128 bits: ample against collisions, far under the service's 191-char limit
 SERVICE_ID_MAX = 191
+
+
+class GradebookClaim(Protocol):
+    """The AGS endpoint claim of a launch, as far as the Exam row keeps it."""
+
+    @property
+    def scopes(self) -> Sequence[str]: ...
+    @property
+    def lineitems(self) -> str | None: ...
+    @property
+    def lineitem(self) -> str | None: ...
+
+
+class LaunchFacts(Protocol):
+    """What the rows here are synced from: a validated launch (lti.launch.LaunchContext is one).
+
+    A protocol rather than an import, so identity stays below the LTI protocol code.
+    """
+
+    @property
+    def platform_id(self) -> int: ...
+    @property
+    def issuer(self) -> str: ...
+    @property
+    def deployment_id(self) -> str: ...
+    @property
+    def user_sub(self) -> str: ...
+    @property
+    def context_id(self) -> str | None: ...
+    @property
+    def context_title(self) -> str | None: ...
+    @property
+    def resource_link_id(self) -> str | None: ...
+    @property
+    def resource_link_title(self) -> str | None: ...
+    @property
+    def user_name(self) -> str | None: ...
+    @property
+    def given_name(self) -> str | None: ...
+    @property
+    def family_name(self) -> str | None: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def ags(self) -> GradebookClaim | None: ...
 
 
 def _hashed(*parts: str) -> str:
@@ -100,33 +143,7 @@ class Learner(db.Model):  # type: ignore[name-defined,misc]
         return self.name or joined or "Student"
 
 
-def insert_if_absent(model: Any, values: Mapping[str, Any], *, unique_on: list[str]) -> bool:
-    """Insert one row unless a row with the same unique key exists; True when this call added it.
-
-    Safe when two transactions race: `INSERT ... ON CONFLICT DO NOTHING` waits for the other
-    transaction (PostgreSQL: on its uncommitted key; SQLite: on the write lock) and then does
-    nothing, so neither side sees an IntegrityError that would spoil its transaction.
-    """
-    dialect = db.session.get_bind().dialect.name
-    table = model.__table__
-    if dialect in ("postgresql", "sqlite"):
-        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = (
-            make(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=unique_on)
-            .returning(*table.primary_key.columns)  # rowcount is unreliable here on psycopg
-        )
-        return db.session.execute(stmt).first() is not None
-    try:  # other databases: a savepoint keeps the outer transaction usable
-        with db.session.begin_nested():
-            db.session.execute(table.insert().values(**values))
-    except IntegrityError:
-        return False
-    return True
-
-
-def sync_exam_from_launch(ctx: LaunchContext, *, now: datetime) -> Exam:
+def sync_exam_from_launch(ctx: LaunchFacts, *, now: datetime) -> Exam:
     """Find or create the exam of a resource-link launch; refresh its titles and AGS endpoints."""
     if not ctx.resource_link_id:
         raise ValueError("a resource link launch without resource_link.id has no exam")
@@ -145,7 +162,7 @@ def sync_exam_from_launch(ctx: LaunchContext, *, now: datetime) -> Exam:
     return exam
 
 
-def _exam_fields(ctx: LaunchContext) -> dict[str, Any]:
+def _exam_fields(ctx: LaunchFacts) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "context_id": ctx.context_id,
         "group_external_id": group_external_id(ctx.issuer, ctx.context_id)
@@ -163,7 +180,7 @@ def _exam_fields(ctx: LaunchContext) -> dict[str, Any]:
     return fields
 
 
-def sync_learner_from_launch(ctx: LaunchContext, *, now: datetime) -> Learner:
+def sync_learner_from_launch(ctx: LaunchFacts, *, now: datetime) -> Learner:
     """Find or create the launching user and store the name and email the platform shared now."""
     external_id = student_external_id(ctx.issuer, ctx.user_sub)
     learner: Learner = _get_or_insert(

@@ -10,10 +10,9 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from lti_proctor.extensions import db
-from lti_proctor.jobs import handlers
 from lti_proctor.jobs.models import OutboxJob
 from lti_proctor.jobs.outbox import enqueue
-from lti_proctor.jobs.worker import run_jobs
+from lti_proctor.jobs.worker import job_handlers, run_jobs
 from lti_proctor.proctoring.errors import ProviderUnavailableError
 
 
@@ -24,7 +23,7 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+def ran(app: Flask) -> Iterator[list[dict[str, Any]]]:
     """Test handlers: test.ok records, test.down is always unavailable, test.bug raises."""
     seen: list[dict[str, Any]] = []
 
@@ -34,9 +33,7 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     def bug(payload: dict[str, Any]) -> None:
         raise ValueError("attempt 12 has no line item URL")
 
-    handlers.load_handlers()
-    for kind, fn in {"test.ok": seen.append, "test.down": down, "test.bug": bug}.items():
-        monkeypatch.setitem(handlers.HANDLERS, kind, fn)
+    job_handlers(app).update({"test.ok": seen.append, "test.down": down, "test.bug": bug})
     yield seen
 
 
@@ -102,7 +99,7 @@ def test_jobs_retry_revives_a_dead_job_which_then_runs(
     app: Flask, runner: FlaskCliRunner, dead_jobs: tuple[int, int, int], ran: list[dict[str, Any]]
 ) -> None:
     down, _, _ = dead_jobs
-    handlers.HANDLERS["test.down"] = ran.append  # the LMS is back
+    job_handlers(app)["test.down"] = ran.append  # the LMS is back
 
     result = runner.invoke(args=["jobs", "retry", str(down)])
 
@@ -177,14 +174,11 @@ def test_worker_once_runs_the_due_jobs_and_exits(
     }
 
 
-def test_worker_stops_after_the_current_job_on_sigterm(
-    app: Flask, runner: FlaskCliRunner, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_worker_stops_after_the_current_job_on_sigterm(app: Flask, runner: FlaskCliRunner) -> None:
     def deploy_stops_us(payload: dict[str, Any]) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setitem(handlers.HANDLERS, "test.stop", deploy_stops_us)
-    handlers.load_handlers()
+    job_handlers(app)["test.stop"] = deploy_stops_us
     before = signal.getsignal(signal.SIGTERM)
     first, second = add_job(app, "test.stop"), add_job(app, "test.stop")
 

@@ -188,7 +188,7 @@ def run_cli(
     env = {k: v for k, v in os.environ.items() if not k.startswith("LTI_PROCTOR_")}
     env.update({"LTI_PROCTOR_INSTANCE_PATH": str(instance), **(extra_env or {})})
     return subprocess.run(
-        [sys.executable, "-c", "from lti_proctor.cli import main; main()", *args],
+        [sys.executable, "-c", "from lti_proctor.__main__ import main; main()", *args],
         env=env,
         cwd=cwd,
         capture_output=True,

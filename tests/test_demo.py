@@ -15,6 +15,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
+from lti_proctor.__main__ import demo_command
 from lti_proctor.demo import (
     ACCESS_CODE,
     DemoError,
@@ -25,8 +26,9 @@ from lti_proctor.demo import (
 )
 from lti_proctor.extensions import db
 from lti_proctor.lti.platforms import list_platforms
-from lti_proctor.sandbox.lms import create_sandbox_lms, get_sandbox_lms
+from lti_proctor.sandbox.lms import create_sandbox_lms
 from lti_proctor.sandbox.lms_data import RESOURCE_LINK
+from lti_proctor.sandbox.lms_platform import get_sandbox_lms
 from lti_proctor.sandbox.proctoring import get_state
 from tests.live import Browser
 
@@ -130,7 +132,7 @@ def test_sandbox_lms_is_registered_in_the_tool(demo: RunningDemo) -> None:
 
 
 def test_exam_link_carries_the_quiz_access_code_and_profile(demo: RunningDemo) -> None:
-    from lti_proctor.sandbox.lms import PendingLaunch
+    from lti_proctor.sandbox.lms_platform import PendingLaunch
 
     lms = get_sandbox_lms(demo.lms_app)
 
@@ -222,7 +224,7 @@ def test_taken_lms_port_releases_the_tool_port(instance: dict[str, Any]) -> None
 
 
 def test_demo_command_refuses_taken_ports(runner: FlaskCliRunner, taken_port: int) -> None:
-    result = runner.invoke(args=["demo", "--port-base", str(taken_port)])
+    result = runner.invoke(demo_command, args=["--port-base", str(taken_port)])
 
     assert result.exit_code == 1
     (line,) = result.output.strip().splitlines()

@@ -13,8 +13,9 @@ from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lti_proctor.attempts.states import AttemptStatus
+from lti_proctor.dbtypes import UtcDateTime
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import UtcDateTime, utcnow
+from lti_proctor.timeutil import utcnow
 
 
 class Attempt(db.Model):  # type: ignore[name-defined,misc]

@@ -21,8 +21,9 @@ from sqlalchemy import select
 
 from lti_proctor.attempts.models import Attempt, WebhookEvent
 from lti_proctor.attempts.states import OPEN, USED, AttemptStatus, check_transition
+from lti_proctor.dbtypes import insert_if_absent
 from lti_proctor.extensions import db
-from lti_proctor.identity import Exam, Learner, insert_if_absent
+from lti_proctor.identity import Exam, Learner
 from lti_proctor.jobs.outbox import enqueue
 from lti_proctor.proctoring.errors import ProviderUnavailableError
 from lti_proctor.proctoring.types import Profile, ProviderEvent, SessionRequest, SessionResult

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lti_proctor.attempts.grading import needs_review
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.operations import mark_reported
+from lti_proctor.dbtypes import UtcDateTime, insert_if_absent
 from lti_proctor.extensions import db
-from lti_proctor.identity import insert_if_absent
-from lti_proctor.jobs.models import UtcDateTime, utcnow
 from lti_proctor.proctoring.types import AttemptReport, Profile, TimelineEntry, Violation
+from lti_proctor.timeutil import utcnow
 
 
 class AttemptReportRow(db.Model):  # type: ignore[name-defined,misc]

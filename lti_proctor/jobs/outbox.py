@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import JobStatus, OutboxJob, utcnow
+from lti_proctor.jobs.models import JobStatus, OutboxJob
+from lti_proctor.timeutil import utcnow
 
 
 def enqueue(

@@ -12,6 +12,12 @@ commits before the handler runs.
 Each later step (success, retry, dead) is its own transaction, fenced on locked_by/locked_at, so a
 worker whose lease was taken over cannot overwrite the new owner's result. Handlers run inside an
 app context; what they change in the database commits together with the job's success.
+
+Handlers. The worker runs the handler its mapping names for the job's kind; create_app() hands the
+tool's mapping (results/registry.py) to init_app(), which keeps it on the app for every worker
+built from that app. A kind with no handler is retried: a worker of another release may know it.
+A handler takes the job's payload dict, returns nothing, is idempotent (a job may run again after
+a worker dies) and raises per the protocol in jobs/retry.py.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,23 +37,26 @@ from flask import Flask
 from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from lti_proctor.extensions import db
-from lti_proctor.jobs.handlers import get_handler
-from lti_proctor.jobs.models import JobStatus, OutboxJob, utcnow
+from lti_proctor.jobs.models import JobStatus, OutboxJob
 from lti_proctor.jobs.retry import (
     JobCancelledError,
     PermanentJobError,
     RetryPolicy,
+    UnknownJobKindError,
     describe_error,
     is_retryable,
 )
+from lti_proctor.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Handler = Callable[[dict[str, Any]], None]
 
 _CLAIM_CONFLICTS_MAX = 5  # another worker took the candidate first; look again this many times
 _IDLE_BACKOFF_MAX_S = 30.0  # longest pause after the database failed to answer
 _EMBEDDED_KEY = "lti_proctor.embedded_worker"
+_HANDLERS_KEY = "lti_proctor.job_handlers"
 _embedded_lock = threading.Lock()
 
 
@@ -80,6 +89,7 @@ class Worker:
         poll_interval_s: float | None = None,
         policy: RetryPolicy | None = None,
         now: Clock = utcnow,
+        handlers: Mapping[str, Handler] | None = None,
     ) -> None:
         cfg = app.config
         self.app = app
@@ -92,6 +102,7 @@ class Worker:
         )
         self.policy = policy or RetryPolicy.from_config(cfg)
         self.now = now
+        self.handlers = handlers if handlers is not None else job_handlers(app)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -227,7 +238,7 @@ class Worker:
     def run(self, job: ClaimedJob) -> JobStatus | None:
         """Run a claimed job's handler and record the outcome; None when the lease was lost."""
         try:
-            get_handler(job.kind)(job.payload)
+            self.handler(job.kind)(job.payload)
         except Exception as exc:
             db.session.rollback()  # nothing the failed handler wrote may commit
             return self._record_failure(job, exc)
@@ -235,6 +246,13 @@ class Worker:
             logger.info("outbox job %s (%s) succeeded", job.id, job.kind)
             return JobStatus.SUCCEEDED
         return None
+
+    def handler(self, kind: str) -> Handler:
+        """The handler of kind; UnknownJobKindError (retried) when this worker has none."""
+        try:
+            return self.handlers[kind]
+        except KeyError:
+            raise UnknownJobKindError(f"no handler is registered for job kind {kind!r}") from None
 
     def _record_failure(self, job: ClaimedJob, exc: Exception) -> JobStatus | None:
         error = describe_error(exc)
@@ -352,12 +370,20 @@ class EmbeddedWorker:
             self.thread.join(timeout_s)
 
 
-def init_app(app: Flask) -> None:
-    """Start the embedded worker on the server's first request when OUTBOX_EMBEDDED_WORKER is on.
+def job_handlers(app: Flask) -> dict[str, Handler]:
+    """The kind -> handler mapping init_app() gave app (empty before); workers of app use it."""
+    handlers: dict[str, Handler] = app.extensions.setdefault(_HANDLERS_KEY, {})
+    return handlers
 
-    Started lazily, so CLI commands (which also build the app) never run a worker thread, and each
-    server process gets its own. Off under TESTING unless OUTBOX_EMBEDDED_WORKER_IN_TESTS is set.
+
+def init_app(app: Flask, handlers: Mapping[str, Handler]) -> None:
+    """Give app's workers their handlers; start the embedded worker when configured.
+
+    The embedded worker starts on the server's first request when OUTBOX_EMBEDDED_WORKER is on:
+    lazily, so CLI commands (which also build the app) never run a worker thread, and each server
+    process gets its own. Off under TESTING unless OUTBOX_EMBEDDED_WORKER_IN_TESTS is set.
     """
+    app.extensions[_HANDLERS_KEY] = dict(handlers)  # a copy per app: tests add kinds to theirs
     if not app.config.get("OUTBOX_EMBEDDED_WORKER"):
         return
     if app.testing and not app.config.get("OUTBOX_EMBEDDED_WORKER_IN_TESTS"):

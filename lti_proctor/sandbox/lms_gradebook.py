@@ -16,7 +16,6 @@ import requests
 from flask import Blueprint, Flask, Response, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
-from lti_proctor.sandbox.lms import SandboxLms, get_sandbox_lms
 from lti_proctor.sandbox.lms_gradebook_data import (
     CT_CONTAINER,
     CT_LINEITEM,
@@ -28,6 +27,7 @@ from lti_proctor.sandbox.lms_gradebook_data import (
     LineItem,
 )
 from lti_proctor.sandbox.lms_oauth import Json, Refusal, ServiceAuth
+from lti_proctor.sandbox.lms_platform import SandboxLms, get_sandbox_lms
 
 GRADEBOOK = "sandbox_lms_gradebook"
 JWKS_TIMEOUT_S = 5.0

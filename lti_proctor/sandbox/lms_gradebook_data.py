@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lti_proctor.sandbox.lms_oauth import Json, Refusal, ServiceAuth
 
 if TYPE_CHECKING:
-    from lti_proctor.sandbox.lms import SandboxLms
+    from lti_proctor.sandbox.lms_platform import SandboxLms
 
 __all__ = ["Gradebook", "LineItem", "Refusal", "StoredScore"]
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, render_template, request
 from flask.typing import ResponseReturnValue
 
-from lti_proctor.sandbox.lms import get_sandbox_lms
+from lti_proctor.sandbox.lms_platform import get_sandbox_lms
 
 QUIZ_BP = "sandbox_lms_quiz"
 

@@ -25,7 +25,6 @@ from lti_proctor.attempts.start import ExamContent, start_attempt
 from lti_proctor.attempts.states import AttemptStateError
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner
-from lti_proctor.jobs.models import utcnow
 from lti_proctor.lti.registrations import Platform
 from lti_proctor.proctoring import client as proctoring_client
 from lti_proctor.proctoring.errors import ProviderError, ProviderUnavailableError
@@ -33,6 +32,7 @@ from lti_proctor.proctoring.profiles import get_profiles
 from lti_proctor.proctoring.types import Profile
 from lti_proctor.reasons import Reason
 from lti_proctor.store import get_store
+from lti_proctor.timeutil import utcnow
 from lti_proctor.web.errors import error_response, new_request_id
 from lti_proctor.web.exam_page import (
     PageContext,

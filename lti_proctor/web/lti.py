@@ -12,7 +12,6 @@ from flask.typing import ResponseReturnValue
 
 from lti_proctor.attempts.operations import parse_max_attempts
 from lti_proctor.identity import sync_exam_from_launch, sync_learner_from_launch
-from lti_proctor.jobs.models import utcnow
 from lti_proctor.lti.claims import MessageType
 from lti_proctor.lti.errors import LaunchError
 from lti_proctor.lti.launch import LaunchContext, validate_launch
@@ -24,6 +23,7 @@ from lti_proctor.proctoring.profiles import get_profiles, resolve_profile
 from lti_proctor.proctoring.types import Profile
 from lti_proctor.reasons import Reason
 from lti_proctor.store import get_store
+from lti_proctor.timeutil import utcnow
 from lti_proctor.web import exam, instructor
 from lti_proctor.web.exam_page import origin_of, sdk_language
 from lti_proctor.web.language import use_language

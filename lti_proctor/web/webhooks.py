@@ -16,7 +16,6 @@ from lti_proctor.attempts import operations as attempts
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.states import AttemptStateError
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import utcnow
 from lti_proctor.proctoring.webhooks import (
     ATTEMPT_FIELD,
     SECRET_HEADER,
@@ -28,6 +27,7 @@ from lti_proctor.proctoring.webhooks import (
     verify_webhook,
 )
 from lti_proctor.reasons import Reason
+from lti_proctor.timeutil import utcnow
 from lti_proctor.web.errors import error_response
 
 log = logging.getLogger(__name__)

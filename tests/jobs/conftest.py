@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 
 from lti_proctor.extensions import db
-from lti_proctor.jobs import handlers
 from lti_proctor.jobs.models import OutboxJob
-from tests.results import Clock
+from lti_proctor.jobs.worker import Handler, job_handlers
+from tests.results.world import Clock
 
 
 @pytest.fixture
@@ -25,16 +25,12 @@ def ctx(app: Flask) -> Iterator[None]:
         yield
 
 
-Handler = Callable[[dict[str, Any]], None]
-
-
 @pytest.fixture
-def register(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, Handler], None]:
-    """register(kind, fn): a handler for this test only."""
-    handlers.load_handlers()  # the real modules first, so the test's entry is not overwritten
+def register(app: Flask) -> Callable[[str, Handler], None]:
+    """register(kind, fn): a handler for this test's app only."""
 
     def add(kind: str, fn: Handler) -> None:
-        monkeypatch.setitem(handlers.HANDLERS, kind, fn)
+        job_handlers(app)[kind] = fn
 
     return add
 

@@ -7,9 +7,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import JobStatus, OutboxJob, utcnow
+from lti_proctor.jobs.models import JobStatus, OutboxJob
 from lti_proctor.jobs.outbox import enqueue, find_jobs, revive_dead_jobs, revive_job
 from lti_proctor.store import StoreEntry
+from lti_proctor.timeutil import utcnow
 
 from .conftest import reload
 

@@ -12,13 +12,14 @@ import sqlalchemy as sa
 from flask import Flask
 
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import OutboxJob, utcnow
+from lti_proctor.jobs.models import OutboxJob
 from lti_proctor.jobs.outbox import enqueue
 from lti_proctor.jobs.retry import JobCancelledError, PermanentJobError, RetryPolicy
 from lti_proctor.jobs.worker import Worker, run_jobs, start_embedded_worker, stop_embedded_worker
 from lti_proctor.proctoring.errors import ProviderRejectedError, ProviderUnavailableError
 from lti_proctor.store import StoreEntry
-from tests.results import Clock
+from lti_proctor.timeutil import utcnow
+from tests.results.world import Clock
 
 from .conftest import Handler, reload
 
@@ -234,6 +235,18 @@ def test_unknown_kind_is_retried_and_says_why(app: Flask, ctx: None, clock: Cloc
     job = reload(job_id)
     assert (job.status, job.attempts) == ("todo", 1)
     assert "no handler is registered for job kind 'test.nobody-handles-this'" in str(job.last_error)
+
+
+def test_worker_runs_the_handlers_it_is_given_instead_of_the_apps(
+    app: Flask, ctx: None, clock: Clock, calls: list[dict[str, Any]]
+) -> None:
+    given: list[dict[str, Any]] = []
+    job_id = add_job("test.ok", {"n": 1})
+
+    assert make_worker(app, clock, handlers={"test.ok": given.append}).run_once() is True
+
+    assert (given, calls) == ([{"n": 1}], [])
+    assert reload(job_id).status == "succeeded"
 
 
 def test_last_error_carries_no_credentials(

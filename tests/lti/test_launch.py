@@ -16,7 +16,8 @@ from lti_proctor.extensions import db
 from lti_proctor.lti.launch import LaunchContext
 from lti_proctor.lti.registrations import Deployment
 from lti_proctor.lti.roles import Role
-from lti_proctor.sandbox.lms import create_sandbox_lms, get_sandbox_lms
+from lti_proctor.sandbox.lms import create_sandbox_lms
+from lti_proctor.sandbox.lms_platform import get_sandbox_lms
 from lti_proctor.web import lti as web_lti
 from tests.conftest import TOOL_URL
 from tests.factories import make_platform, register_described

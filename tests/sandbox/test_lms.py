@@ -13,13 +13,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from lti_proctor.sandbox.lms import (
-    PendingLaunch,
-    SandboxLms,
-    create_sandbox_lms,
-    get_sandbox_lms,
-)
+from lti_proctor.sandbox.lms import create_sandbox_lms
 from lti_proctor.sandbox.lms_data import BOS, DEEP_LINKING, DL, RESOURCE_LINK
+from lti_proctor.sandbox.lms_platform import PendingLaunch, SandboxLms, get_sandbox_lms
 from tests.launches import load_fixture
 from tests.live import parse_forms
 

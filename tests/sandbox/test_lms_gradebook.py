@@ -30,9 +30,10 @@ from lti_proctor.lti.ags import (
     ScoreOutcome,
 )
 from lti_proctor.lti.service_tokens import ASSERTION_TYPE, build_client_assertion
-from lti_proctor.sandbox.lms import PendingLaunch, SandboxLms, create_sandbox_lms, get_sandbox_lms
+from lti_proctor.sandbox.lms import create_sandbox_lms
 from lti_proctor.sandbox.lms_data import AGS, RESOURCE_LINK
 from lti_proctor.sandbox.lms_gradebook import get_gradebook
+from lti_proctor.sandbox.lms_platform import PendingLaunch, SandboxLms, get_sandbox_lms
 from lti_proctor.store import get_store
 from tests.live import live_server
 

@@ -9,11 +9,11 @@ import pytest
 
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam
-from lti_proctor.jobs import reports as reports_job
 from lti_proctor.jobs.worker import run_jobs
+from lti_proctor.results import reports as reports_job
 from lti_proctor.web import exam_page, instructor
 from tests.factories_attempts import EXAM_URL
-from tests.results import RESULTS_CONFIG, Clock, ResultsWorld
+from tests.results.world import RESULTS_CONFIG, Clock, ResultsWorld
 
 REPORT_URL = "https://app.proctor.example.test/report/884211"
 COURSE_B = {"id": "77", "label": "HIST200", "title": "History 200"}

@@ -10,7 +10,7 @@ import pytest
 from lti_proctor.lti.claims import LAUNCH_PRESENTATION
 from tests.factories_attempts import EXAM_URL, PROCTOR_CONFIG, fake_service
 from tests.launches import LaunchBuilder
-from tests.results import ResultsWorld
+from tests.results.world import ResultsWorld
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import pytest
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.reports import get_report
 from lti_proctor.extensions import db
-from lti_proctor.jobs import reports as reports_job
 from lti_proctor.jobs.models import JobStatus
 from lti_proctor.jobs.worker import run_jobs
+from lti_proctor.results import reports as reports_job
 from tests.factories_attempts import PROCTOR_CONFIG
-from tests.results import RESULTS_CONFIG, Clock, ResultsWorld
+from tests.results.world import RESULTS_CONFIG, Clock, ResultsWorld
 
 
 @pytest.fixture

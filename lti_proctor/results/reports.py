@@ -19,12 +19,11 @@ from flask import current_app
 
 from lti_proctor.attempts.reports import record_report
 from lti_proctor.attempts.states import AttemptStateError, AttemptStatus
-from lti_proctor.jobs.gradebook import attempt_profile, load_attempt
-from lti_proctor.jobs.handlers import register
-from lti_proctor.jobs.models import utcnow
 from lti_proctor.jobs.outbox import enqueue
 from lti_proctor.jobs.retry import JobCancelledError, PermanentJobError
 from lti_proctor.proctoring import client as proctoring_client
+from lti_proctor.results.gradebook import attempt_profile, load_attempt
+from lti_proctor.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,6 @@ def poll_delay_s(polls_done: int) -> float:
     return float(POLL_DELAYS_S[index])
 
 
-@register(KIND)
 def fetch_report(payload: dict[str, Any]) -> None:
     """Fetch the AI report of payload["attempt_id"]; record it, or schedule the next poll."""
     attempt = load_attempt(payload)

@@ -8,11 +8,11 @@ import requests
 
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam
-from lti_proctor.jobs import reports as reports_job
 from lti_proctor.jobs.models import JobStatus
 from lti_proctor.jobs.worker import Worker, run_jobs
+from lti_proctor.results import reports as reports_job
 from tests.factories_attempts import PROCTOR_CONFIG
-from tests.results import RESULTS_CONFIG, Clock, ResultsWorld
+from tests.results.world import RESULTS_CONFIG, Clock, ResultsWorld
 
 STARTED_AT = "2026-03-02T08:00:14.000+00:00"
 FINISHED_AT = "2026-03-02T09:12:40.000+00:00"

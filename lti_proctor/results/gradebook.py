@@ -2,10 +2,11 @@
 
 One line item per exam ("Proctoring: <exam>", tag `proctoring`, on the exam's resource link),
 found or created once and remembered on the Exam; never the launch's own `lineitem` (that is the
-assignment's grade column). The payload's state decides which status is posted, stamped with the
-time the attempt entered that state, so a late or repeated job can only be superseded, never
-overwrite a newer status. Errors follow jobs/retry.py: AgsUnavailableError is retried (Retry-After
-honoured), a refusal the LMS will repeat becomes a PermanentJobError carrying the LMS's answer.
+assignment's grade column). The payload's state decides which score is posted (results/scores.py),
+stamped with the time the attempt entered that state, so a late or repeated job can only be
+superseded, never overwrite a newer status. Errors follow jobs/retry.py: AgsUnavailableError is
+retried (Retry-After honoured), a refusal the LMS will repeat becomes a PermanentJobError carrying
+the LMS's answer.
 """
 
 from __future__ import annotations
@@ -15,20 +16,17 @@ from typing import Any
 
 from flask import current_app
 
-from lti_proctor.attempts.grading import GradebookStatus, score_for, status_time
+from lti_proctor.attempts.grading import status_time
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.reports import as_attempt_report, get_report
 from lti_proctor.attempts.states import AttemptStatus
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner
-from lti_proctor.jobs.handlers import register
 from lti_proctor.jobs.retry import JobCancelledError, PermanentJobError
 from lti_proctor.lti.ags import (
     DEFAULT_SCOPES,
-    ActivityProgress,
     AgsClient,
     AgsRejectedError,
-    GradingProgress,
     LineItemGoneError,
     PlatformCredentials,
     Score,
@@ -39,6 +37,7 @@ from lti_proctor.lti.keys import get_signing_key
 from lti_proctor.lti.registrations import Platform
 from lti_proctor.proctoring.profiles import get_profiles
 from lti_proctor.proctoring.types import Profile
+from lti_proctor.results.scores import score_for
 from lti_proctor.store import get_store
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,6 @@ POSTABLE = frozenset(
 )
 
 
-@register("ags.publish_status")
 def publish_status(payload: dict[str, Any]) -> None:
     """Post the gradebook status of payload["state"] for payload["attempt_id"]."""
     attempt = load_attempt(payload)
@@ -69,7 +67,7 @@ def publish_status(payload: dict[str, Any]) -> None:
         )
         return
     profile = attempt_profile(attempt)
-    score = _score(gradebook_status(attempt, learner, profile, state))
+    score = gradebook_score(attempt, learner, profile, state)
     client = ags_client(platform, exam)
     try:
         outcome = _deliver(client, exam, profile, score)
@@ -115,9 +113,9 @@ def attempt_profile(attempt: Attempt) -> Profile:
     return profile
 
 
-def gradebook_status(
+def gradebook_score(
     attempt: Attempt, learner: Learner, profile: Profile, state: AttemptStatus
-) -> GradebookStatus:
+) -> Score:
     """What the gradebook shows for the attempt in `state`, stamped when it entered that state."""
     report = None
     if state is AttemptStatus.REPORTED:
@@ -141,18 +139,6 @@ def gradebook_status(
         profile=profile,
         user_sub=learner.sub,
         timestamp=status_time(state.value, times),
-    )
-
-
-def _score(status: GradebookStatus) -> Score:
-    return Score(
-        user_id=status.user_id,
-        activity_progress=ActivityProgress(status.activity_progress),
-        grading_progress=GradingProgress(status.grading_progress),
-        timestamp=status.timestamp,
-        score_given=status.score_given,
-        score_maximum=status.score_maximum,
-        comment=status.comment,
     )
 
 

@@ -17,8 +17,9 @@ from sqlalchemy import select, update
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner
-from lti_proctor.jobs.models import JobStatus, OutboxJob, utcnow
+from lti_proctor.jobs.models import JobStatus, OutboxJob
 from lti_proctor.lti.keys import get_signing_key
+from lti_proctor.timeutil import utcnow
 from tests.factories_attempts import (
     EXAM_URL,
     PROCTOR_CONFIG,

@@ -1,0 +1,62 @@
+"""Column types and insert helpers every model may use; the bottom floor, below the domain.
+
+Imports nothing of ours but the extensions, so the outbox, the domain and the protocol code can
+all build on it without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Dialect, TypeDecorator
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from lti_proctor.extensions import db
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store every timestamp in UTC; a naive one is taken to be UTC already."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Give back an aware UTC datetime on every database."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def insert_if_absent(model: Any, values: Mapping[str, Any], *, unique_on: list[str]) -> bool:
+    """Insert one row unless a row with the same unique key exists; True when this call added it.
+
+    Safe when two transactions race: `INSERT ... ON CONFLICT DO NOTHING` waits for the other
+    transaction (PostgreSQL: on its uncommitted key; SQLite: on the write lock) and then does
+    nothing, so neither side sees an IntegrityError that would spoil its transaction.
+    """
+    dialect = db.session.get_bind().dialect.name
+    table = model.__table__
+    if dialect in ("postgresql", "sqlite"):
+        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (
+            make(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=unique_on)
+            .returning(*table.primary_key.columns)  # rowcount is unreliable here on psycopg
+        )
+        return db.session.execute(stmt).first() is not None
+    try:  # other databases: a savepoint keeps the outer transaction usable
+        with db.session.begin_nested():
+            db.session.execute(table.insert().values(**values))
+    except IntegrityError:
+        return False
+    return True

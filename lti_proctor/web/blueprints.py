@@ -1,0 +1,15 @@
+"""register_blueprints(): attaches the error handlers and every blueprint of web/ to the app."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from lti_proctor.web import about, errors, exam, instructor, language, lti, webhooks, wellknown
+
+
+def register_blueprints(app: Flask) -> None:
+    """Attach the error handlers and every blueprint of the tool to app."""
+    errors.init_app(app)
+    language.init_app(app)
+    for module in (lti, wellknown, exam, webhooks, instructor, about):
+        app.register_blueprint(module.bp)
