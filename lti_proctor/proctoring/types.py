@@ -114,3 +114,4 @@ class ProviderEvent:
     occurred_at: datetime | None
     report_url: str | None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    event_id: str | None = None  # the service's own id of this event, if it sends one

@@ -105,7 +105,7 @@ def test_unknown_attempt_is_404(app, client):
     body["attempt_id"] = body["session_data"]["external_id"] = (
         "9b2f0c7e-0000-4f7e-9d41-1b8a6f0e2a55"
     )
-    resp = deliver_webhook(client, attempt, "start", body=body)
+    resp = deliver_webhook(client, attempt, "start", body=body, query_ref=body["attempt_id"])
     assert resp.status_code == 404
     assert snapshot(app, attempt.id)[0] == "created"
 
@@ -180,7 +180,9 @@ def test_attempt_found_from_the_query_echo(app, client):
 )
 def test_garbage_is_refused_without_a_500(app, client, raw, content_type, status):
     attempt = given_attempt(app)
-    resp = deliver_webhook(client, attempt, "start", raw=raw, content_type=content_type)
+    resp = deliver_webhook(
+        client, attempt, "start", raw=raw, content_type=content_type, query_ref=None
+    )
     assert resp.status_code == status
     assert snapshot(app, attempt.id)[0] == "created"
 
