@@ -37,6 +37,10 @@ class Defaults:
     LTI_HTTP_TIMEOUT_S = 5.0
     LTI_KEY_GRACE_DAYS = 7  # a rotated-out tool key stays published this long
 
+    # Every request body is bounded: bigger ones get a 413 before they are read into memory.
+    # Launch forms and webhooks are a few KB; 1 MiB leaves room for the exam page's event batches.
+    MAX_CONTENT_LENGTH = 1024 * 1024
+
     PROCTOR_TIMEOUT_S = 10
     PROCTOR_PROFILES_DIR = str(PROJECT_ROOT / "configs" / "profiles")
     PROCTOR_DEFAULT_PROFILE = "standard"

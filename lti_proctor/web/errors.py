@@ -6,7 +6,7 @@ import logging
 import uuid
 
 from flask import Flask, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lti_proctor.extensions import db
 from lti_proctor.lti.errors import LaunchError
@@ -38,6 +38,24 @@ def init_app(app: Flask) -> None:
         )
         page = render_template("errors/launch.html", error=exc, request_id=request_id)
         return page, exc.status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):  # type: ignore[no-untyped-def]
+        """A body over MAX_CONTENT_LENGTH: refused before it was read into memory."""
+        db.session.rollback()
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        log.warning("request.too_large path=%s max_bytes=%s", request.path, limit)
+        message = f"The request body is larger than the tool accepts ({limit} bytes)."
+        if wants_text():
+            return {"error": "request.too_large", "message": message, "max_bytes": limit}, 413
+        page = render_template(
+            "errors/generic.html",
+            title="Request too large",
+            message=message,
+            code="request.too_large",
+            request_id=uuid.uuid4().hex[:12],
+        )
+        return page, 413
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from lti_proctor.attempts import operations as attempts
 from lti_proctor.attempts.models import Attempt
@@ -51,12 +52,25 @@ def trustexam_event(event: str) -> ResponseReturnValue:
         if attempt is None:
             return _text(404, "webhook.attempt_unknown")
         if body is None:
-            body = read_body(request.get_data(), request.content_type)
+            body = read_body(_raw_body(), request.content_type)
     except WebhookAuthError:
         return _text(401, "webhook.unauthorized")
     except WebhookBodyError:
         return _text(400, "webhook.bad_body")
     return _apply(attempt, event, body)
+
+
+def _raw_body() -> bytes:
+    """The body, at most MAX_CONTENT_LENGTH bytes of it; 413 past that.
+
+    Werkzeug refuses a declared Content-Length over the limit before reading, but a streamed
+    (chunked) body is cut at the limit without an error, so a body that fills it is refused here.
+    """
+    raw = request.get_data()
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(raw) >= limit:
+        raise RequestEntityTooLarge()
+    return raw
 
 
 def _verified_attempt() -> tuple[Attempt | None, dict[str, Any] | None]:
@@ -67,7 +81,7 @@ def _verified_attempt() -> tuple[Attempt | None, dict[str, Any] | None]:
     """
     ref, body = request.args.get(ATTEMPT_FIELD), None
     if not ref:
-        body = read_body(request.get_data(), request.content_type)
+        body = read_body(_raw_body(), request.content_type)
         ref = find_attempt_ref(body)
     attempt = attempts.get_attempt(ref) if ref and _REF.match(ref) else None
     if attempt is not None:
@@ -80,7 +94,7 @@ def _apply(attempt: Attempt, event: str, body: dict[str, Any]) -> ResponseReturn
         attempts.receive_provider_event(
             attempt,
             read_event(event, body),
-            raw_body=request.get_data(),
+            raw_body=_raw_body(),
             content_type=request.content_type,
             now=utcnow(),
         )
