@@ -38,6 +38,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(jobs_group)
     app.cli.add_command(demo_command)
+    from lti_proctor.cli_attempts import attempts_group
+
+    app.cli.add_command(attempts_group)
 
 
 @click.command("serve")

@@ -65,6 +65,7 @@ class Defaults:
     OUTBOX_EMBEDDED_WORKER_IN_TESTS = False  # under TESTING the thread starts only if this is on
     OUTBOX_MAX_DELAY_S = 3600  # backoff never waits longer (unless the LMS asks, Retry-After)
     OUTBOX_POLL_INTERVAL_S = 1.0  # an idle worker looks for due jobs this often
+    ATTEMPTS_RECONCILE_INTERVAL_S = 900  # the attempts.reconcile job runs again after this
 
 
 class ConfigError(Exception):

@@ -315,3 +315,40 @@ def test_over_long_and_nul_values_in_a_form_body_are_dropped_not_a_500(app, clie
         assert stored.state == "finished"
         assert stored.service_attempt_id is None
         assert stored.report_url != body["report_url"]
+
+
+def test_identical_finish_resent_after_a_lost_race_repairs_the_attempt(app, client):
+    attempt = given_attempt(app)
+    deliver_webhook(client, attempt, "start")
+    deliver_webhook(client, attempt, "finish")
+    with app.app_context():  # what a finish lost to its own start used to leave behind
+        db.session.get(Attempt, attempt.id).state = "started"
+        db.session.execute(OutboxJob.__table__.delete())
+        db.session.commit()
+    resp = deliver_webhook(client, attempt, "finish")
+    assert resp.status_code == 200
+    state, events, jobs = snapshot(app, attempt.id)
+    assert (state, sorted(events)) == ("finished", ["finish", "start"])  # stored once
+    assert jobs == [
+        ("ags.publish_status", {"attempt_id": attempt.id, "state": "finished"}),
+        ("report.fetch", {"attempt_id": attempt.id}),
+    ]
+
+
+def test_a_redelivery_with_the_same_timestamp_is_the_same_event(app, client):
+    attempt = given_attempt(app)
+    body = webhook_body(attempt, "finish")
+    deliver_webhook(client, attempt, "finish", body=body)
+    body["metadata"] = {"retry": 2}  # the service's retry may differ in detail, not in identity
+    deliver_webhook(client, attempt, "finish", body=body)
+    assert snapshot(app, attempt.id)[1] == ["finish"]
+
+
+def test_events_with_their_own_ids_are_told_apart_by_them(app, client):
+    attempt = given_attempt(app)
+    for event_id in ("evt-1", "evt-2", "evt-1"):
+        body = webhook_body(attempt, "start") | {"event_id": event_id}
+        assert deliver_webhook(client, attempt, "start", body=body).status_code == 200
+    state, events, jobs = snapshot(app, attempt.id)
+    assert (state, events) == ("started", ["start", "start"])
+    assert len(jobs) == 1
