@@ -141,3 +141,17 @@ def test_reconcile_without_an_api_key_is_a_one_line_error(app, runner):
     result = runner.invoke(args=["attempts", "reconcile"])
     assert result.exit_code == 1
     assert "TRUSTEXAM_API_KEY is not set" in result.output
+
+
+def test_reconcile_job_settles_attempts_and_queues_its_next_run(app, client, reports):
+    from lti_proctor.jobs.reconcile import KIND, reconcile_job
+
+    attempt = given_attempt(app, client, "start")
+    age(app, attempt.id, minutes=7 * 60)
+    reports.publish(884211)
+    with app.app_context():
+        reconcile_job({})
+        db.session.commit()
+        (next_run,) = db.session.scalars(select(OutboxJob).where(OutboxJob.kind == KIND)).all()
+        assert next_run.scheduled_at > utcnow() + timedelta(seconds=800)
+    assert stored(app, attempt.id)[0] == "reported"
