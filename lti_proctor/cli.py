@@ -38,6 +38,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(keys_group)
     app.cli.add_command(worker_command)
     app.cli.add_command(jobs_group)
+    from lti_proctor.cli_attempts import attempts_group
+
+    app.cli.add_command(attempts_group)
 
 
 @click.command("serve")
@@ -275,8 +278,12 @@ def keys_prune() -> None:
 def worker_command(once: bool, worker_id: str | None) -> None:
     """Run an outbox worker; SIGTERM or Ctrl-C stops it after the current job."""
     from lti_proctor.jobs.worker import Worker, run_until_signalled
+    from lti_proctor.results.reconcile import schedule_reconcile
 
-    worker = Worker(current_app._get_current_object(), worker_id=worker_id)  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    schedule_reconcile(app)  # the periodic reconcile keeps itself going from its first run
+    db.session.commit()
+    worker = Worker(app, worker_id=worker_id)
     if once:
         ran = worker.drain(max_jobs=10_000)
         click.secho(f"Ran {ran} job(s).", fg="green")

@@ -37,6 +37,10 @@ class Defaults:
     LTI_HTTP_TIMEOUT_S = 5.0
     LTI_KEY_GRACE_DAYS = 7  # a rotated-out tool key stays published this long
 
+    # Every request body is bounded: bigger ones get a 413 before they are read into memory.
+    # Launch forms and webhooks are a few KB; 1 MiB leaves room for the exam page's event batches.
+    MAX_CONTENT_LENGTH = 1024 * 1024
+
     PROCTOR_TIMEOUT_S = 10
     PROCTOR_PROFILES_DIR = str(PROJECT_ROOT / "configs" / "profiles")
     PROCTOR_DEFAULT_PROFILE = "standard"
@@ -61,6 +65,7 @@ class Defaults:
     OUTBOX_EMBEDDED_WORKER_IN_TESTS = False  # under TESTING the thread starts only if this is on
     OUTBOX_MAX_DELAY_S = 3600  # backoff never waits longer (unless the LMS asks, Retry-After)
     OUTBOX_POLL_INTERVAL_S = 1.0  # an idle worker looks for due jobs this often
+    ATTEMPTS_RECONCILE_INTERVAL_S = 900  # the attempts.reconcile job runs again after this
 
 
 class ConfigError(Exception):

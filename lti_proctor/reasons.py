@@ -61,11 +61,12 @@ class Reason(StrEnum):
     REGISTER_CONFIG_UNREACHABLE = "register.config_unreachable"
     REGISTER_CONFIG_INVALID = "register.config_invalid"
     REGISTER_ALREADY_REGISTERED = "register.already_registered"
+    # Any route: a body over MAX_CONTENT_LENGTH, refused before it is read.
+    REQUEST_TOO_LARGE = "request.too_large"
     # Plain HTTP failures (unknown URL, wrong method, ...) and the unexpected.
     HTTP_BAD_REQUEST = "http.400"
     HTTP_NOT_FOUND = "http.404"
     HTTP_METHOD_NOT_ALLOWED = "http.405"
-    HTTP_TOO_LARGE = "http.413"
     HTTP_ERROR = "http.error"
     INTERNAL = "internal"
 

@@ -225,12 +225,15 @@ def deliver_webhook(
     *,
     header_secret: str | None = "same",
     query_secret: str | None = "same",
+    query_ref: str | None = "same",
     body: dict[str, Any] | None = None,
     form: bool = False,
     raw: bytes | None = None,
     content_type: str | None = None,
 ) -> Any:
-    """POST a webhook as the service would: secret in header and query ("same" = the real one)."""
+    """POST a webhook as the service would: secret in header and query, our attempt id in the
+    query and the body ("same" = the real one; query_ref=None = a session made before the id
+    rode in the query)."""
     secret = attempt.webhook_secret
     headers = {}
     if header_secret is not None:
@@ -238,6 +241,8 @@ def deliver_webhook(
     query = (
         {} if query_secret is None else {"sig": secret if query_secret == "same" else query_secret}
     )
+    if query_ref is not None:
+        query["attempt_id"] = attempt.id if query_ref == "same" else query_ref
     url = f"/webhooks/trustexam/{event}" + (f"?{urlencode(query)}" if query else "")
     payload = body if body is not None else webhook_body(attempt, event)
     if raw is not None:

@@ -58,6 +58,10 @@ class Attempt(db.Model):  # type: ignore[name-defined,misc]
     reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Set by `attempts reconcile` when the attempt stayed in its state longer than its profile
+    # allows and the service could not settle it: a person must look. Cleared by the next move.
+    flag_reason: Mapped[str | None] = mapped_column(String(255))
+    flagged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     @property
     def status(self) -> AttemptStatus:
@@ -66,11 +70,15 @@ class Attempt(db.Model):  # type: ignore[name-defined,misc]
 
 
 class WebhookEvent(db.Model):  # type: ignore[name-defined,misc]
-    """One delivery from the service, kept raw; a repeated body for the same event is not stored."""
+    """One event from the service, kept raw; a re-delivery of the same event is not stored again.
+
+    The event's identity is (attempt, kind, event_key): the service's event id when it sends one,
+    else its timestamp, else the body's hash (proctoring/webhooks.py event_key).
+    """
 
     __tablename__ = "webhook_event"
     __table_args__ = (
-        UniqueConstraint("attempt_id", "kind", "body_hash", name="uq_webhook_event_body"),
+        UniqueConstraint("attempt_id", "kind", "event_key", name="uq_webhook_event_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -78,6 +86,7 @@ class WebhookEvent(db.Model):  # type: ignore[name-defined,misc]
         ForeignKey("attempt.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(16))  # start | finish
+    event_key: Mapped[str] = mapped_column(String(255))  # id:<event id> | at:<time> | sha256:<hex>
     body_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the raw body
     raw_body: Mapped[str] = mapped_column(Text)
     content_type: Mapped[str | None] = mapped_column(String(255))

@@ -20,13 +20,15 @@ from typing import Literal
 from sqlalchemy import select
 
 from lti_proctor.attempts.models import Attempt, WebhookEvent
-from lti_proctor.attempts.states import OPEN, USED, AttemptStatus, check_transition
+from lti_proctor.attempts.states import OPEN, USED, AttemptStatus
+from lti_proctor.attempts.transitions import advance
 from lti_proctor.dbtypes import insert_if_absent
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner
 from lti_proctor.jobs.outbox import enqueue
 from lti_proctor.proctoring.errors import ProviderUnavailableError
 from lti_proctor.proctoring.types import Profile, ProviderEvent, SessionRequest, SessionResult
+from lti_proctor.proctoring.webhooks import event_key
 
 DEFAULT_MAX_ATTEMPTS = 1
 _RACE_RETRIES = 3
@@ -237,15 +239,6 @@ def session_request(
     )
 
 
-def _move(attempt: Attempt, target: AttemptStatus, *, now: datetime) -> bool:
-    """Move the attempt forward; False (and nothing changes) for a repeat or a late event."""
-    if not check_transition(attempt.state, target):
-        return False
-    attempt.state = target.value
-    attempt.state_changed_at = now
-    return True
-
-
 def _enqueue_status(attempt: Attempt, state: AttemptStatus) -> None:
     enqueue(
         "ags.publish_status",
@@ -255,23 +248,26 @@ def _enqueue_status(attempt: Attempt, state: AttemptStatus) -> None:
 
 
 def mark_started(attempt: Attempt, *, now: datetime, started_at: datetime | None = None) -> bool:
-    """Record that the attempt started and queue the gradebook status; False if nothing changed."""
-    if not _move(attempt, AttemptStatus.STARTED, now=now):
+    """Record that the attempt started and queue the gradebook status; False if nothing changed.
+
+    The move is one conditional UPDATE (attempts/transitions.py): when a finish got there first,
+    nothing changes and nothing is queued.
+    """
+    if not advance(
+        attempt, AttemptStatus.STARTED, now=now, values={"started_at": started_at or now}
+    ):
         return False
-    attempt.started_at = started_at or now
     _enqueue_status(attempt, AttemptStatus.STARTED)
-    db.session.flush()
     return True
 
 
 def mark_finished(attempt: Attempt, *, now: datetime, finished_at: datetime | None = None) -> bool:
     """Record the finish, queue the gradebook status and the report fetch; False if no change."""
-    if not _move(attempt, AttemptStatus.FINISHED, now=now):
+    values = {"finished_at": finished_at or now}
+    if not advance(attempt, AttemptStatus.FINISHED, now=now, values=values):
         return False
-    attempt.finished_at = finished_at or now
     _enqueue_status(attempt, AttemptStatus.FINISHED)
     enqueue("report.fetch", {"attempt_id": attempt.id}, dedupe_key=f"report:{attempt.id}")
-    db.session.flush()
     return True
 
 
@@ -280,11 +276,9 @@ def mark_reported(attempt: Attempt, *, now: datetime) -> bool:
 
     Raises AttemptStateError unless the attempt is finished (or already reported).
     """
-    if not _move(attempt, AttemptStatus.REPORTED, now=now):
+    if not advance(attempt, AttemptStatus.REPORTED, now=now, values={"reported_at": now}):
         return False
-    attempt.reported_at = now
     _enqueue_status(attempt, AttemptStatus.REPORTED)
-    db.session.flush()
     return True
 
 
@@ -296,9 +290,16 @@ def record_submitted(attempt: Attempt, *, now: datetime) -> None:
 
 
 def apply_provider_event(attempt: Attempt, event: ProviderEvent, *, now: datetime) -> bool:
-    """Apply a start/finish webhook: keep the service's ids, move the state forward only."""
+    """Apply a start/finish webhook: keep the service's ids, move the state forward only.
+
+    Safe to repeat: a move already made changes nothing, so a re-delivered event is simply
+    applied again, and one whose effect is missing (lost to a crash, or recorded but never
+    applied) takes effect now.
+    """
     attempt.service_attempt_id = event.service_attempt_id or attempt.service_attempt_id
     attempt.report_url = event.report_url or attempt.report_url
+    if attempt.started_at is None and event.started_at is not None:
+        attempt.started_at = event.started_at  # a finish that overtook its start says when
     if event.kind == "start":
         changed = mark_started(attempt, now=now, started_at=event.started_at)
     else:
@@ -307,21 +308,55 @@ def apply_provider_event(attempt: Attempt, event: ProviderEvent, *, now: datetim
     return changed
 
 
+@dataclass(frozen=True)
+class EventOutcome:
+    """What a delivery did: stored as a new event (else a re-delivery), and moved the attempt."""
+
+    new: bool
+    moved: bool
+
+
+def receive_provider_event(
+    attempt: Attempt,
+    event: ProviderEvent,
+    *,
+    raw_body: bytes,
+    content_type: str | None,
+    now: datetime,
+) -> EventOutcome:
+    """Store a verified delivery (once per event identity) and apply it (always; idempotent).
+
+    Raises AttemptStateError when the event does not fit the attempt (an event for a failed
+    attempt); the stored event stays, so the caller may still commit it.
+    """
+    new = record_webhook_event(
+        attempt, event, raw_body=raw_body, content_type=content_type, now=now
+    )
+    return EventOutcome(new=new, moved=apply_provider_event(attempt, event, now=now))
+
+
 def record_webhook_event(
-    attempt: Attempt, *, kind: str, raw_body: bytes, content_type: str | None, now: datetime
+    attempt: Attempt,
+    event: ProviderEvent,
+    *,
+    raw_body: bytes,
+    content_type: str | None,
+    now: datetime,
 ) -> bool:
-    """Store a delivery as received; False when the same body already came for this event."""
+    """Store a delivery as received; False when this event (attempt, kind, identity) is stored."""
     return insert_if_absent(
         WebhookEvent,
         {
             "attempt_id": attempt.id,
-            "kind": kind,
+            "kind": event.kind,
+            "event_key": event_key(event, raw_body),
             "body_hash": hashlib.sha256(raw_body).hexdigest(),
-            "raw_body": raw_body.decode("utf-8", errors="replace"),
+            # PostgreSQL text cannot hold NUL; the raw body is kept for people to read.
+            "raw_body": raw_body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
             "content_type": (content_type or "")[:255] or None,
             "received_at": now,
         },
-        unique_on=["attempt_id", "kind", "body_hash"],
+        unique_on=["attempt_id", "kind", "event_key"],
     )
 
 

@@ -37,6 +37,7 @@ class AttemptOverview:
     risk_level: str | None = None
     violation_count: int | None = None
     needs_review: bool | None = None
+    flag_reason: str | None = None  # set by `attempts reconcile`: a person must look
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ def _overview(
         started_at=attempt.started_at,
         finished_at=attempt.finished_at,
         report_url=attempt.report_url,
+        flag_reason=attempt.flag_reason,
     )
     if report is None:
         return overview

@@ -44,6 +44,12 @@ _RANK = {
     AttemptStatus.REPORTED: 3,
 }
 OPEN = frozenset({AttemptStatus.CREATED, AttemptStatus.STARTED})
+# For each status, the statuses it may be entered from: the WHERE of the conditional UPDATE that
+# moves an attempt (attempts/transitions.py), so the database, not a stale read, decides.
+SOURCES: dict[AttemptStatus, frozenset[AttemptStatus]] = {
+    target: frozenset(s for s, targets in ALLOWED.items() if target in targets)
+    for target in AttemptStatus
+}
 USED = frozenset({AttemptStatus.FINISHED, AttemptStatus.REPORTED})
 
 

@@ -6,6 +6,7 @@ ProviderError(status, request_id)
 ProfileError                 a profile file is invalid (names the file and the key)
 UnknownProfileError          an exam asked for a profile that does not exist
 WebhookAuthError             a webhook's secret is missing or wrong (never says which part)
+WebhookBodyError             a webhook's body claims JSON but is not a JSON object
 """
 
 from __future__ import annotations
@@ -63,3 +64,7 @@ class WebhookAuthError(Exception):
     def __init__(self) -> None:
         # One fixed message: the caller must not learn which part failed.
         super().__init__((self.__doc__ or "").strip())
+
+
+class WebhookBodyError(ValueError):
+    """The webhook's body is not a JSON object although it says it is JSON."""

@@ -29,7 +29,9 @@ def build_session_body(req: SessionRequest) -> dict[str, Any]:
             "start_url": req.webhook_start_url,
             "finish_url": req.webhook_finish_url,
             "post": {ATTEMPT_FIELD: req.attempt_id},
-            "query": {SECRET_QUERY: req.webhook_secret},
+            # Our attempt id in the URL too: the receiver finds the attempt and checks the
+            # secret before it reads the body.
+            "query": {SECRET_QUERY: req.webhook_secret, ATTEMPT_FIELD: req.attempt_id},
             "headers": {SECRET_HEADER: req.webhook_secret},
         },
     }

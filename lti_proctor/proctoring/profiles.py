@@ -156,6 +156,8 @@ PROFILE_KEYS = {
     "start_proof",
     "review_threshold",
     "score_maximum",
+    "max_started_minutes",
+    "max_finished_minutes",
     "protector_text_color",
     "proctoring_settings",
 }
@@ -203,6 +205,8 @@ def load_profile(path: Path) -> Profile:
         protector_text_color=_color(where, data.get("protector_text_color", "#1f2937")),
         review_threshold=_int_in(where, data, "review_threshold", 50, 0, 100),
         score_maximum=_int_in(where, data, "score_maximum", 100, 1, 100_000),
+        max_started_minutes=_int_in(where, data, "max_started_minutes", 360, 1, 100_000),
+        max_finished_minutes=_int_in(where, data, "max_finished_minutes", 1560, 1, 100_000),
     )
 
 

@@ -23,6 +23,10 @@ class Profile:
     protector_text_color: str = "#1f2937"
     review_threshold: int = 50  # risk at or above this -> PendingManual (a person reviews)
     score_maximum: int = 100
+    # How long an attempt may stay started / finished (report not in) before `attempts reconcile`
+    # asks the service about it or flags it for a person.
+    max_started_minutes: int = 360
+    max_finished_minutes: int = 1560  # past the report poll's 24 h horizon
 
 
 @dataclass(frozen=True)
@@ -114,3 +118,4 @@ class ProviderEvent:
     occurred_at: datetime | None
     report_url: str | None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    event_id: str | None = None  # the service's own id of this event, if it sends one

@@ -2,11 +2,15 @@
 
 Pure functions on plain values; the web view reads the request and passes headers, query and the
 raw body in. The service does not sign webhooks (trustexam-api.md U5), so the secret we put in
-`webhook.headers` and `webhook.query` at session creation is what makes a delivery authentic.
+`webhook.headers` and `webhook.query` at session creation is what makes a delivery authentic; our
+attempt id rides in `webhook.query` too, so the receiver finds the attempt and checks the secret
+before it reads the body. Values read from a body are bounded (length, no NUL) before anyone
+stores them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
@@ -15,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from lti_proctor.proctoring.errors import WebhookAuthError
+from lti_proctor.proctoring.errors import WebhookAuthError, WebhookBodyError
 from lti_proctor.proctoring.types import EventKind, ProviderEvent
 
 __all__ = [
@@ -23,9 +27,13 @@ __all__ = [
     "SECRET_HEADER",
     "SECRET_QUERY",
     "WebhookAuthError",
+    "WebhookBodyError",
     "decode_body",
+    "event_key",
     "find_attempt_ref",
     "parse_event",
+    "read_body",
+    "read_event",
     "verify_webhook",
 ]
 
@@ -33,6 +41,8 @@ SECRET_HEADER = "X-Tool-Webhook-Secret"  # sent in webhook.headers
 SECRET_QUERY = "sig"  # sent in webhook.query
 ATTEMPT_FIELD = "attempt_id"  # sent in webhook.post: our attempt id, echoed in the body
 EVENT_KINDS: tuple[EventKind, ...] = ("start", "finish")
+MAX_ID_CHARS = 191  # the longest id we store (the attempt table's service ids)
+MAX_URL_CHARS = 2048
 _DIGITS = re.compile(r"^\d+$")
 _BRACKET = re.compile(r"\[([^\]]*)\]")
 
@@ -79,6 +89,20 @@ def decode_body(raw_body: bytes, content_type: str | None) -> dict[str, Any]:
     return _form_to_dict(parse_qsl(text, keep_blank_values=True))
 
 
+def read_body(raw_body: bytes, content_type: str | None) -> dict[str, Any]:
+    """The body as a dict (decode_body), but WebhookBodyError when it says JSON and is no object."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind.endswith("json"):
+        try:
+            data = json.loads(raw_body.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise WebhookBodyError() from exc
+        if not isinstance(data, dict):
+            raise WebhookBodyError()
+        return data
+    return decode_body(raw_body, content_type)
+
+
 def _form_to_dict(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Turn form pairs into nested dicts, reading PHP-style keys: a[b]=1 -> {"a": {"b": "1"}}."""
     out: dict[str, Any] = {}
@@ -115,8 +139,13 @@ def find_attempt_ref(body: Mapping[str, Any]) -> str | None:
 
 def _our_ref(value: object) -> str | None:
     if isinstance(value, str) and value.strip() and not _DIGITS.match(value.strip()):
-        return value.strip()
+        return _bounded(value.strip(), MAX_ID_CHARS)
     return None
+
+
+def _bounded(text: str, limit: int) -> str | None:
+    """text when it fits a column and holds no NUL (PostgreSQL refuses those), else None."""
+    return text if len(text) <= limit and "\x00" not in text else None
 
 
 def _search_attempt_keys(body: Mapping[str, Any], *, depth: int) -> str | None:
@@ -150,15 +179,19 @@ def _scalar(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
     text = str(value).strip()
-    return text or None
+    return _bounded(text, MAX_ID_CHARS) if text else None
 
 
 def parse_event(event: str, raw_body: bytes, content_type: str | None) -> ProviderEvent:
     """Parse a verified start/finish delivery; unknown shapes give None fields, never an error."""
+    return read_event(event, decode_body(raw_body, content_type))
+
+
+def read_event(event: str, body: Mapping[str, Any]) -> ProviderEvent:
+    """The event of an already decoded body (read_body); unknown shapes give None fields."""
     kind = event.strip().lower()
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown webhook event {event!r}")
-    body = decode_body(raw_body, content_type)
     attempt = body.get("attempt")
     attempt = attempt if isinstance(attempt, Mapping) else {}
     status = _scalar(attempt.get("status")) or _scalar(body.get("status"))
@@ -172,7 +205,18 @@ def parse_event(event: str, raw_body: bytes, content_type: str | None) -> Provid
         occurred_at=parse_time(body.get("timestamp")),
         report_url=_url(body.get("report_url")) or _url(attempt.get("report_url")),
         raw=body,
+        event_id=_scalar(body.get("event_id")),
     )
+
+
+def event_key(event: ProviderEvent, raw_body: bytes) -> str:
+    """What identifies this event among re-deliveries: the service's event id, else its timestamp,
+    else the body's hash (the contract names no event id, U17; a timestamp is our assumption)."""
+    if event.event_id:
+        return "id:" + event.event_id
+    if event.occurred_at is not None:
+        return "at:" + event.occurred_at.astimezone(UTC).isoformat()
+    return "sha256:" + hashlib.sha256(raw_body).hexdigest()
 
 
 def parse_time(value: object) -> datetime | None:
@@ -196,5 +240,5 @@ def parse_time(value: object) -> datetime | None:
 
 def _url(value: object) -> str | None:
     if isinstance(value, str) and value.startswith(("https://", "http://")):
-        return value
+        return _bounded(value, MAX_URL_CHARS)
     return None

@@ -10,11 +10,12 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from lti_proctor.jobs.worker import Handler
-from lti_proctor.results import gradebook, reports
+from lti_proctor.results import gradebook, reconcile, reports
 
 HANDLERS: Mapping[str, Handler] = MappingProxyType(
     {
         "ags.publish_status": gradebook.publish_status,
         "report.fetch": reports.fetch_report,
+        reconcile.KIND: reconcile.reconcile_job,
     }
 )

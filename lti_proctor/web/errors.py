@@ -14,7 +14,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, current_app, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lti_proctor.extensions import db
 from lti_proctor.lti.errors import LaunchError
@@ -117,6 +117,19 @@ def init_app(app: Flask) -> None:
         """A refused login or launch: a readable page with the reason code and a request id."""
         db.session.rollback()
         return launch_error_response(exc)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> Response:
+        """A body over MAX_CONTENT_LENGTH: refused before it was read into memory."""
+        db.session.rollback()
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        log.warning("request.too_large path=%s max_bytes=%s", request.path, limit)
+        return error_response(
+            Reason.REQUEST_TOO_LARGE,
+            413,
+            title="Request too large",
+            message=f"The request body is larger than the tool accepts ({limit} bytes).",
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

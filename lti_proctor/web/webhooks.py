@@ -1,16 +1,20 @@
-"""The proctoring service's start/finish webhooks: authenticate, store, move the attempt, commit.
+"""The proctoring service's start/finish webhooks: authenticate, then parse, store, apply, commit.
 
-Answers are short text or JSON, never HTML, and no outbound call happens here: what the events
-cause (gradebook, report) goes to the outbox in the same transaction.
+The body is read only after the secret matched (our attempt id rides in the query), and parsed
+once; its size is bounded app-wide (MAX_CONTENT_LENGTH, 413). Answers are short text or JSON,
+never HTML, and no outbound call happens here: what the events cause (gradebook, report) goes to
+the outbox in the same transaction as the move.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import re
+from typing import Any
 
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from lti_proctor.attempts import operations as attempts
 from lti_proctor.attempts.models import Attempt
@@ -21,9 +25,10 @@ from lti_proctor.proctoring.webhooks import (
     SECRET_HEADER,
     SECRET_QUERY,
     WebhookAuthError,
-    decode_body,
+    WebhookBodyError,
     find_attempt_ref,
-    parse_event,
+    read_body,
+    read_event,
     verify_webhook,
 )
 from lti_proctor.reasons import Reason
@@ -32,53 +37,72 @@ from lti_proctor.web.errors import error_response
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
+_REF = re.compile(r"^[A-Za-z0-9-]{1,64}$")  # our attempt ids are uuid4 strings
 
 
 def _text(status: int, reason: Reason) -> ResponseReturnValue:
     return error_response(reason, status, shape="text")
 
 
-def _is_bad_json(raw: bytes, content_type: str | None) -> bool:
-    """True when the body claims to be JSON but is not a JSON object."""
-    if not (content_type or "").split(";")[0].strip().lower().endswith("json"):
-        return False
-    try:
-        return not isinstance(json.loads(raw.decode("utf-8")), dict)
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        return True
-
-
 @bp.post("/webhooks/trustexam/<any(start, finish):event>")
 def trustexam_event(event: str) -> ResponseReturnValue:
     """Accept a start/finish event from the proctoring service."""
-    raw, content_type = request.get_data(cache=True), request.content_type
     if not (request.headers.get(SECRET_HEADER) or request.args.get(SECRET_QUERY)):
         return _text(401, Reason.WEBHOOK_UNAUTHORIZED)
-    if _is_bad_json(raw, content_type):
-        return _text(400, Reason.WEBHOOK_BAD_BODY)
-    ref = find_attempt_ref(decode_body(raw, content_type)) or request.args.get(ATTEMPT_FIELD)
-    attempt = attempts.get_attempt(ref or "")
-    if attempt is None:
-        return _text(404, Reason.WEBHOOK_ATTEMPT_UNKNOWN)
     try:
-        verify_webhook(dict(request.headers), request.args, expected=attempt.webhook_secret)
+        attempt, body = _verified_attempt()
+        if attempt is None:
+            return _text(404, Reason.WEBHOOK_ATTEMPT_UNKNOWN)
+        if body is None:
+            body = read_body(_raw_body(), request.content_type)
     except WebhookAuthError:
         return _text(401, Reason.WEBHOOK_UNAUTHORIZED)
-    return _apply(attempt, event, raw, content_type)
+    except WebhookBodyError:
+        return _text(400, Reason.WEBHOOK_BAD_BODY)
+    return _apply(attempt, event, body)
 
 
-def _apply(
-    attempt: Attempt, event: str, raw: bytes, content_type: str | None
-) -> ResponseReturnValue:
-    now = utcnow()
-    status: ResponseReturnValue = ({"ok": True}, 200)
-    if attempts.record_webhook_event(
-        attempt, kind=event, raw_body=raw, content_type=content_type, now=now
-    ):
-        try:
-            attempts.apply_provider_event(attempt, parse_event(event, raw, content_type), now=now)
-        except AttemptStateError as exc:
-            log.warning("webhook %s for attempt %s: %s", event, attempt.id, exc)
-            status = _text(409, Reason.ATTEMPT_STATE_CONFLICT)
+def _raw_body() -> bytes:
+    """The body, at most MAX_CONTENT_LENGTH bytes of it; 413 past that.
+
+    Werkzeug refuses a declared Content-Length over the limit before reading, but a streamed
+    (chunked) body is cut at the limit without an error, so a body that fills it is refused here.
+    """
+    raw = request.get_data()
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(raw) >= limit:
+        raise RequestEntityTooLarge()
+    return raw
+
+
+def _verified_attempt() -> tuple[Attempt | None, dict[str, Any] | None]:
+    """The attempt whose secret the delivery carries, and the body if it had to be read for it.
+
+    Sessions created before our attempt id rode in the query name the attempt only in the body;
+    for those the body (bounded by MAX_CONTENT_LENGTH) is read and parsed, once, before the check.
+    """
+    ref, body = request.args.get(ATTEMPT_FIELD), None
+    if not ref:
+        body = read_body(_raw_body(), request.content_type)
+        ref = find_attempt_ref(body)
+    attempt = attempts.get_attempt(ref) if ref and _REF.match(ref) else None
+    if attempt is not None:
+        verify_webhook(dict(request.headers), request.args, expected=attempt.webhook_secret)
+    return attempt, body
+
+
+def _apply(attempt: Attempt, event: str, body: dict[str, Any]) -> ResponseReturnValue:
+    try:
+        attempts.receive_provider_event(
+            attempt,
+            read_event(event, body),
+            raw_body=_raw_body(),
+            content_type=request.content_type,
+            now=utcnow(),
+        )
+    except AttemptStateError as exc:
+        log.warning("webhook %s for attempt %s: %s", event, attempt.id, exc)
+        db.session.commit()  # the event stays on record
+        return _text(409, Reason.ATTEMPT_STATE_CONFLICT)
     db.session.commit()
-    return status
+    return {"ok": True}, 200

@@ -19,6 +19,7 @@ from lti_proctor.proctoring.errors import (
 )
 from lti_proctor.proctoring.profiles import get_profiles
 from lti_proctor.proctoring.types import ProviderEvent
+from lti_proctor.proctoring.webhooks import parse_event
 from tests.factories_attempts import (
     ACCESS_CODE,
     EXAM_URL,
@@ -364,8 +365,13 @@ def test_content_is_revealed_only_while_started(app):
 def test_same_webhook_body_is_stored_once(app):
     with app.app_context():
         attempt = make_attempt(make_platform(), get_profiles(app)["standard"])
-        args = dict(kind="start", raw_body=b'{"attempt_id": "x"}', content_type="application/json")
+        args = _delivery(b'{"attempt_id": "x"}')
         assert operations.record_webhook_event(attempt, now=NOW, **args) is True
         assert operations.record_webhook_event(attempt, now=NOW, **args) is False
-        args["raw_body"] = b'{"attempt_id": "x", "retry": 1}'
+        args = _delivery(b'{"attempt_id": "x", "retry": 1}')
         assert operations.record_webhook_event(attempt, now=NOW, **args) is True
+
+
+def _delivery(raw, content_type="application/json", kind="start"):
+    event = parse_event(kind, raw, content_type)
+    return dict(event=event, raw_body=raw, content_type=content_type)

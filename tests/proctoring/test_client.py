@@ -132,7 +132,7 @@ def test_upsert_sends_contract_body_and_headers(
                     "start_url": "https://tool.example.com/webhooks/trustexam/start",
                     "finish_url": "https://tool.example.com/webhooks/trustexam/finish",
                     "post": {"attempt_id": ATTEMPT},
-                    "query": {"sig": SECRET},
+                    "query": {"sig": SECRET, "attempt_id": ATTEMPT},
                     "headers": {"X-Tool-Webhook-Secret": SECRET},
                 },
             },

@@ -146,6 +146,8 @@ def test_optional_settings_are_sent_only_when_set(tmp_path: Path) -> None:
         ("review_threshold: 120\n", "review_threshold", "0 to 100"),
         ("review_threshold: high\n", "review_threshold", "0 to 100"),
         ("score_maximum: 0\n", "score_maximum", "whole number"),
+        ("max_started_minutes: 0\n", "max_started_minutes", "whole number"),
+        ("max_finished_minutes: soon\n", "max_finished_minutes", "whole number"),
         ("protector_text_color: 12\n", "protector_text_color", "colour"),
         ("name: other\n", "name", "unknown key"),
         ("- just\n- a list\n", "(file)", "mapping"),

@@ -264,7 +264,7 @@ def test_start_delivers_the_start_webhook_with_our_secret(
     assert resp.json()["status"] == "active" and resp.json()["webhook_delivered"] is True
     (call,) = receiver.calls
     assert call["event"] == "start"
-    assert call["args"] == {"sig": SECRET}
+    assert call["args"] == {"sig": SECRET, "attempt_id": "att-1"}
     assert call["headers"]["X-Tool-Webhook-Secret"] == SECRET
     assert call["content_type"] == "application/json"
     verify_webhook(call["headers"], call["args"], expected=SECRET)
@@ -306,7 +306,7 @@ def test_webhook_query_is_appended_to_an_existing_query(
     req = session_request(receiver, webhook_start_url=receiver.url("start") + "?tenant=a")
     token = client.upsert_session(req).token
     sdk(sandbox, token, "start")
-    assert receiver.calls[0]["args"] == {"tenant": "a", "sig": SECRET}
+    assert receiver.calls[0]["args"] == {"tenant": "a", "sig": SECRET, "attempt_id": "att-1"}
 
 
 @pytest.mark.parametrize("failure", ["http-500", "unreachable"])

@@ -105,7 +105,7 @@ def test_unknown_attempt_is_404(app, client):
     body["attempt_id"] = body["session_data"]["external_id"] = (
         "9b2f0c7e-0000-4f7e-9d41-1b8a6f0e2a55"
     )
-    resp = deliver_webhook(client, attempt, "start", body=body)
+    resp = deliver_webhook(client, attempt, "start", body=body, query_ref=body["attempt_id"])
     assert resp.status_code == 404
     assert snapshot(app, attempt.id)[0] == "created"
 
@@ -180,7 +180,9 @@ def test_attempt_found_from_the_query_echo(app, client):
 )
 def test_garbage_is_refused_without_a_500(app, client, raw, content_type, status):
     attempt = given_attempt(app)
-    resp = deliver_webhook(client, attempt, "start", raw=raw, content_type=content_type)
+    resp = deliver_webhook(
+        client, attempt, "start", raw=raw, content_type=content_type, query_ref=None
+    )
     assert resp.status_code == status
     assert snapshot(app, attempt.id)[0] == "created"
 
@@ -199,3 +201,154 @@ def test_event_for_a_failed_attempt_is_a_conflict(app, client):
     assert resp.status_code == 409
     assert resp.get_data(as_text=True).strip() == "attempt.state_conflict"
     assert snapshot(app, attempt.id)[0] == "failed"
+
+
+class CountingStream:
+    """An endless request body that counts what the server read from it."""
+
+    def __init__(self, stop_after=64 * 1024 * 1024):
+        self.read_bytes = 0
+        self.stop_after = stop_after
+
+    def read(self, size=-1):
+        if self.read_bytes >= self.stop_after:
+            return b""
+        size = 65536 if size is None or size < 0 else min(size, 65536)
+        self.read_bytes += size
+        return b" " * size
+
+    def readline(self, size=-1):
+        return self.read(size)
+
+
+def _post_stream(client, attempt, stream, *, declared=None, secret=None):
+    """POST stream as the body: with a declared Content-Length, or chunked (no length)."""
+    sig = secret or attempt.webhook_secret
+    environ = {"wsgi.input": stream}
+    if declared is None:
+        environ.update({"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True})
+    else:
+        environ["CONTENT_LENGTH"] = str(declared)
+    return client.post(
+        f"/webhooks/trustexam/finish?sig={sig}&attempt_id={attempt.id}",
+        content_type="application/json",
+        headers={"X-Tool-Webhook-Secret": sig},
+        environ_overrides=environ,
+    )
+
+
+def test_oversized_declared_body_is_413_unread_and_stores_nothing(app, client):
+    attempt = given_attempt(app)
+    before = snapshot(app, attempt.id)
+    stream = CountingStream()
+    resp = _post_stream(client, attempt, stream, declared=300 * 1024 * 1024)
+    assert resp.status_code == 413
+    assert resp.json["error"] == "request.too_large"
+    assert stream.read_bytes == 0
+    assert snapshot(app, attempt.id) == before
+
+
+def test_oversized_streamed_body_is_413_after_reading_no_more_than_the_limit(app, client):
+    attempt = given_attempt(app)
+    before = snapshot(app, attempt.id)
+    stream = CountingStream()
+    resp = _post_stream(client, attempt, stream)
+    assert resp.status_code == 413
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    assert limit <= stream.read_bytes <= limit + 65536
+    assert snapshot(app, attempt.id) == before
+
+
+def test_oversized_body_with_a_wrong_secret_is_401_without_reading_it(app, client):
+    attempt = given_attempt(app)
+    stream = CountingStream()
+    resp = _post_stream(client, attempt, stream, declared=300 * 1024 * 1024, secret="forged")
+    assert resp.status_code == 401
+    assert stream.read_bytes == 0
+    assert snapshot(app, attempt.id)[0] == "created"
+
+
+def test_oversized_launch_form_is_a_readable_413_page(client):
+    resp = client.post(
+        "/lti/launch",
+        data=b"id_token=" + b"x" * (2 * 1024 * 1024),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert resp.status_code == 413
+    assert resp.mimetype == "text/html"
+    assert b"request.too_large" in resp.data
+
+
+def test_garbage_json_with_the_right_secret_is_400_and_stores_nothing(app, client):
+    attempt = given_attempt(app)
+    before = snapshot(app, attempt.id)
+    resp = deliver_webhook(client, attempt, "finish", raw=b"{nope", content_type="application/json")
+    assert resp.status_code == 400
+    assert resp.get_data(as_text=True).strip() == "webhook.bad_body"
+    assert snapshot(app, attempt.id) == before
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["x" * 5000, "a\x00b", "../../etc", ""],
+    ids=["long", "nul", "path", "empty"],
+)
+def test_unreadable_attempt_ref_in_the_query_is_404(app, client, ref):
+    attempt = given_attempt(app)
+    body = webhook_body(attempt, "start")
+    body["attempt_id"] = body["session_data"]["external_id"] = "unknown"
+    resp = deliver_webhook(client, attempt, "start", body=body, query_ref=ref)
+    assert resp.status_code == 404
+    assert snapshot(app, attempt.id)[0] == "created"
+
+
+def test_over_long_and_nul_values_in_a_form_body_are_dropped_not_a_500(app, client):
+    attempt = given_attempt(app)
+    body = webhook_body(attempt, "finish")
+    body["attempt"]["id"] = "9" * 500
+    body["report_url"] = "https://x.example/" + "a" * 3000
+    body["status"] = "clo\x00sed"
+    resp = deliver_webhook(client, attempt, "finish", body=body, form=True)
+    assert resp.status_code == 200
+    with app.app_context():
+        stored = db.session.get(Attempt, attempt.id)
+        assert stored.state == "finished"
+        assert stored.service_attempt_id is None
+        assert stored.report_url != body["report_url"]
+
+
+def test_identical_finish_resent_after_a_lost_race_repairs_the_attempt(app, client):
+    attempt = given_attempt(app)
+    deliver_webhook(client, attempt, "start")
+    deliver_webhook(client, attempt, "finish")
+    with app.app_context():  # what a finish lost to its own start used to leave behind
+        db.session.get(Attempt, attempt.id).state = "started"
+        db.session.execute(OutboxJob.__table__.delete())
+        db.session.commit()
+    resp = deliver_webhook(client, attempt, "finish")
+    assert resp.status_code == 200
+    state, events, jobs = snapshot(app, attempt.id)
+    assert (state, sorted(events)) == ("finished", ["finish", "start"])  # stored once
+    assert jobs == [
+        ("ags.publish_status", {"attempt_id": attempt.id, "state": "finished"}),
+        ("report.fetch", {"attempt_id": attempt.id}),
+    ]
+
+
+def test_a_redelivery_with_the_same_timestamp_is_the_same_event(app, client):
+    attempt = given_attempt(app)
+    body = webhook_body(attempt, "finish")
+    deliver_webhook(client, attempt, "finish", body=body)
+    body["metadata"] = {"retry": 2}  # the service's retry may differ in detail, not in identity
+    deliver_webhook(client, attempt, "finish", body=body)
+    assert snapshot(app, attempt.id)[1] == ["finish"]
+
+
+def test_events_with_their_own_ids_are_told_apart_by_them(app, client):
+    attempt = given_attempt(app)
+    for event_id in ("evt-1", "evt-2", "evt-1"):
+        body = webhook_body(attempt, "start") | {"event_id": event_id}
+        assert deliver_webhook(client, attempt, "start", body=body).status_code == 200
+    state, events, jobs = snapshot(app, attempt.id)
+    assert (state, events) == ("started", ["start", "start"])
+    assert len(jobs) == 1
