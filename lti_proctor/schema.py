@@ -16,6 +16,8 @@ MODEL_MODULES = (
     "lti_proctor.identity",
     "lti_proctor.attempts.models",
     "lti_proctor.attempts.reports",
+    "lti_proctor.attempts.review",
+    "lti_proctor.exam_settings",
     "lti_proctor.jobs.models",
 )
 
