@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from lti_proctor.dbtypes import UtcDateTime
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import UtcDateTime, utcnow
+from lti_proctor.timeutil import utcnow
 
 REF_PREFIX = "ex_"
 TITLE_MAX = 255

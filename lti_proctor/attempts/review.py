@@ -15,8 +15,9 @@ from sqlalchemy import ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lti_proctor.attempts.models import Attempt
+from lti_proctor.dbtypes import UtcDateTime
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import UtcDateTime, utcnow
+from lti_proctor.timeutil import utcnow
 
 NOTE_MAX = 2000
 
