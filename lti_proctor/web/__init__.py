@@ -7,8 +7,8 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     """Attach the error handlers and every blueprint of the tool to app."""
-    from lti_proctor.web import errors, exam, instructor, lti, webhooks, wellknown
+    from lti_proctor.web import errors, exam, instructor, lti, register, webhooks, wellknown
 
     errors.init_app(app)
-    for module in (lti, wellknown, exam, webhooks, instructor):
+    for module in (lti, wellknown, exam, webhooks, instructor, register):
         app.register_blueprint(module.bp)

@@ -9,7 +9,7 @@ from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from lti_proctor.extensions import db
-from lti_proctor.lti.errors import LaunchError
+from lti_proctor.lti.errors import LaunchError, RegisterError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,20 @@ def init_app(app: Flask) -> None:
         )
         page = render_template("errors/launch.html", error=exc, request_id=request_id)
         return page, exc.status
+
+    @app.errorhandler(RegisterError)
+    def register_error(exc: RegisterError):  # type: ignore[no-untyped-def]
+        """A refused Dynamic Registration: a readable page; nothing was stored."""
+        request_id = uuid.uuid4().hex[:12]
+        db.session.rollback()
+        log.warning(
+            "registration refused reason=%s detail=%s request_id=%s",
+            exc.reason.value,
+            exc.detail,
+            request_id,
+        )
+        page = render_template("errors/register.html", error=exc, request_id=request_id)
+        return page, exc.status, {"Cache-Control": "no-store"}
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

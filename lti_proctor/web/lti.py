@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 
+from lti_proctor.extensions import db
 from lti_proctor.lti.claims import MessageType
 from lti_proctor.lti.launch import LaunchContext, validate_launch
 from lti_proctor.lti.oidc import LaunchSettings, clear_state_cookie, start_login
@@ -59,6 +60,7 @@ def launch() -> ResponseReturnValue:
         store=get_store(),
         settings=settings,
     )
+    db.session.commit()  # a deployment learned at this first launch stays learned
     response = make_response(_respond_to_launch(ctx))
     clear_state_cookie(response, request.form["state"], insecure=settings.insecure_cookies)
     return response
