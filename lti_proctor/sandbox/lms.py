@@ -423,7 +423,9 @@ def create_sandbox_lms(
     # Imported here: both modules build on this one.
     from lti_proctor.sandbox.lms_gradebook import register_gradebook
     from lti_proctor.sandbox.lms_quiz import register_quiz
+    from lti_proctor.sandbox.lms_registration import register_registration
 
     register_gradebook(app, tool_url=tool_url)
     register_quiz(app)
+    register_registration(app)
     return app
