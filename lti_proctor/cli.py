@@ -33,6 +33,10 @@ from lti_proctor.lti.registrations import Platform
 
 def register_cli(app: Flask) -> None:
     """Attach the command groups to app."""
+    from lti_proctor.cli_registration import REGISTRATION_COMMANDS
+
+    for command in REGISTRATION_COMMANDS:
+        platform_group.add_command(command)
     app.cli.add_command(serve_command)
     app.cli.add_command(platform_group)
     app.cli.add_command(keys_group)
@@ -67,12 +71,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def _deployment_list(platform: Platform) -> str:
-    return ", ".join(
+    listed = ", ".join(
         d.deployment_id
         + ("" if d.active else " (inactive)")
         + (" (TAs: instructor view)" if d.allow_teaching_assistants else "")
+        + (" (learned at first launch)" if d.learned_at else "")
         for d in platform.deployments
     )
+    if platform.learn_deployments:
+        listed += (", " if listed else "") + "+ new ones learned at first launch"
+    return listed
 
 
 def _preset_fields(preset: str | None, url: str | None, canvas_env: str | None) -> PlatformFields:
@@ -85,7 +93,15 @@ def _preset_fields(preset: str | None, url: str | None, canvas_env: str | None) 
     return resolve_preset(preset, url=url, canvas_env=canvas_env or "prod")
 
 
-def _echo_tool_urls(base_url: str) -> None:
+def _echo_tool_urls(base_url: str, *, canvas: bool = False) -> None:
+    from lti_proctor.cli_registration import warn_about_base_url
+
+    warn_about_base_url()
+    if canvas:
+        click.echo(
+            "Canvas: Developer Keys > + LTI Key > Method 'Enter URL': "
+            f"{base_url}/lti/config/canvas.json"
+        )
     click.echo("Paste into the LMS's tool configuration:")
     _table(
         ("  setting", "value"),
@@ -149,7 +165,7 @@ def platform_add(
     platform = added.platform
     click.echo(f"Platform {platform.id}: {platform.issuer}  client_id {platform.client_id}")
     click.echo(f"Deployments: {_deployment_list(platform)}")
-    _echo_tool_urls(current_app.config["BASE_URL"])
+    _echo_tool_urls(current_app.config["BASE_URL"], canvas=platform.family == "canvas")
     new_ids = ", ".join(added.deployment_ids)
     if added.created:
         message = f"Registered platform {platform.id} ({platform.name}), deployments {new_ids}."

@@ -36,6 +36,8 @@ class Defaults:
     LTI_JWKS_CACHE_S = 3600  # platform key sets are refetched after this, or on an unknown kid
     LTI_HTTP_TIMEOUT_S = 5.0
     LTI_KEY_GRACE_DAYS = 7  # a rotated-out tool key stays published this long
+    LTI_REGISTER_MAX_BYTES = 262144  # largest platform configuration / registration answer read
+    LTI_INVITE_DEFAULT_EXPIRY = "7d"  # `platform invite` without --expires
 
     # Every request body is bounded: bigger ones get a 413 before they are read into memory.
     # Launch forms and webhooks are a few KB; 1 MiB leaves room for the exam page's event batches.

@@ -1,7 +1,8 @@
 """Redaction of credentials from access-log lines (webhook `sig`, signed page links).
 
-The service echoes our per-attempt webhook secret in the `sig` query parameter, and exam and
-instructor links carry signed tokens in their paths; an access log must show neither.
+The service echoes our per-attempt webhook secret in the `sig` query parameter, exam and
+instructor links carry signed tokens in their paths, and /lti/register carries the invite and
+the LMS's registration token in its query; an access log must show none of them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from flask import Flask
 
 # Access-log loggers of the servers we run under (werkzeug: serve/demo; gunicorn in production).
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
-_QUERY_SECRET = re.compile(r"([?&](?:sig|api_token|token|id_token)=)[^&\s\"']+")
+_QUERY_SECRET = re.compile(
+    r"([?&](?:sig|api_token|token|id_token|invite|registration_token)=)[^&\s\"']+"
+)
 _PATH_TOKEN = re.compile(r"(/(?:exam/open|instructor)/)[^/\s\"'?]+")
 REDACTED = "[redacted]"
 

@@ -60,6 +60,7 @@ class Reason(StrEnum):
     REGISTER_INVITE_INVALID = "register.invite_invalid"
     REGISTER_CONFIG_UNREACHABLE = "register.config_unreachable"
     REGISTER_CONFIG_INVALID = "register.config_invalid"
+    REGISTER_PLATFORM_REFUSED = "register.platform_refused"
     REGISTER_ALREADY_REGISTERED = "register.already_registered"
     # Any route: a body over MAX_CONTENT_LENGTH, refused before it is read.
     REQUEST_TOO_LARGE = "request.too_large"

@@ -12,6 +12,7 @@ from lti_proctor.extensions import db
 MODEL_MODULES = (
     "lti_proctor.store",
     "lti_proctor.lti.registrations",
+    "lti_proctor.lti.invites",
     "lti_proctor.lti.keys",
     "lti_proctor.identity",
     "lti_proctor.attempts.models",

@@ -16,6 +16,8 @@ from lti_proctor.logs import redact
         ('"GET /exam/open/eyJhbGciOi.payload.sig HTTP/1.1" 200 -', "eyJhbGciOi.payload.sig"),
         ('"GET /instructor/InsTrUcToRtOkEn/attempts HTTP/1.1" 200 -', "InsTrUcToRtOkEn"),
         ('"GET /report?api_token=key-123 HTTP/1.1" 200 -', "key-123"),
+        ('"GET /lti/register?invite=InV1te-T0k HTTP/1.1" 403 -', "InV1te-T0k"),
+        ('"GET /lti/register?invite=a&registration_token=eyJreg.x.y HTTP/1.1" 200', "eyJreg.x.y"),
     ],
 )
 def test_access_log_line_loses_its_credential(line: str, secret: str) -> None:

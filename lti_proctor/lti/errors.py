@@ -10,6 +10,8 @@ Exception
       reason: Reason              launch.state_missing, launch.nonce_replayed, ...
       detail: str | None          which claim, kid or parameter; never a token or a secret
       next_step, return_url       a refusal after validation: what to ask for, the way back
+  RegisterError(reason, detail)   -> errors/register.html, 400 (403 no invite, 409 duplicate)
+      reason: Reason      register.invite_invalid, register.config_unreachable, ...
 ```
 
 pylti1p3 raises one LtiException (and OIDCException at login) with free text;
@@ -244,3 +246,66 @@ def classify_lti_exception(exc: Exception) -> LaunchError:
         if needle in text:
             return LaunchError(reason, detail)
     return LaunchError(LaunchReason.INVALID, f"{type(exc).__name__}")
+
+
+# --- registration refusals (LTI Dynamic Registration at /lti/register) ---------------------------
+# Kept next to LaunchReason in the same style; the lead folds both into one reason-code enum.
+
+
+_ASK_FOR_INVITE = (
+    "Ask whoever runs the proctoring tool for a new registration URL "
+    "(`lti-proctor platform invite`) and paste that one."
+)
+_CHECK_LMS = (
+    "Check that the LMS's address is reachable from the tool over https, then paste the "
+    "registration URL again; nothing was registered."
+)
+
+REGISTER_TEXT: dict[Reason, ReasonText] = {
+    Reason.REGISTER_INVITE_INVALID: ReasonText(
+        "This registration URL has no valid invite: it is missing, already used, expired or "
+        "revoked, so the tool registered nothing.",
+        _ASK_FOR_INVITE,
+        status=403,
+    ),
+    Reason.REGISTER_CONFIG_UNREACHABLE: ReasonText(
+        "The tool could not fetch the LMS's registration details (its OpenID configuration).",
+        _CHECK_LMS,
+    ),
+    Reason.REGISTER_CONFIG_INVALID: ReasonText(
+        "The LMS's registration details are not a usable LTI 1.3 platform configuration.",
+        "The LMS must support LTI Dynamic Registration with RS256 and id_token launches; "
+        "register the tool by hand (`lti-proctor platform add`) if it does not. "
+        "Nothing was registered.",
+    ),
+    Reason.REGISTER_PLATFORM_REFUSED: ReasonText(
+        "The LMS refused the tool's registration request.",
+        "Start the registration again from the LMS (its registration token may have expired); "
+        "nothing was registered in the tool.",
+    ),
+    Reason.REGISTER_ALREADY_REGISTERED: ReasonText(
+        "The tool already has a registration with this issuer and client id.",
+        "Nothing changed. Use the existing registration, or remove it first "
+        "(`lti-proctor platform remove`).",
+        status=409,
+    ),
+}
+
+
+class RegisterError(Exception):
+    """The registration was refused; nothing was stored."""
+
+    def __init__(self, reason: Reason, detail: str | None = None) -> None:
+        self.reason = reason
+        self.detail = _clip(detail)
+        super().__init__(f"{reason.value}: {self.detail}" if self.detail else reason.value)
+
+    @property
+    def text(self) -> ReasonText:
+        """The page wording and HTTP status of this refusal."""
+        return REGISTER_TEXT[self.reason]
+
+    @property
+    def status(self) -> int:
+        """HTTP status: 403 without a valid invite, 409 for a duplicate, 400 otherwise."""
+        return self.text.status

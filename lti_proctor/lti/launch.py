@@ -34,6 +34,7 @@ from lti_proctor.lti.oidc import (
     state_cookie_name,
     used_nonce_key,
 )
+from lti_proctor.lti.platforms import find_or_learn_deployment
 from lti_proctor.lti.registrations import DbToolConf, Deployment, Platform, pick_platform
 from lti_proctor.lti.roles import Role, reduce_roles
 
@@ -268,14 +269,14 @@ class ToolMessageLaunch:
         return self
 
     def validate_deployment(self) -> Self:
-        """The deployment must be registered for this platform and client, and active."""
+        """The deployment must be registered (or learnable, see platforms) and active."""
         assert self._platform is not None
         deployment_id = self._body().get(c.DEPLOYMENT_ID)
         if not deployment_id:
             raise claim_missing("deployment_id")
         if not isinstance(deployment_id, str):
             raise claim_invalid("deployment_id")
-        row = self._conf.get_deployment(self._platform, deployment_id)
+        row = find_or_learn_deployment(self._platform, deployment_id)
         if row is None:
             raise LaunchError(LaunchReason.DEPLOYMENT_UNKNOWN, f"deployment {deployment_id!r}")
         if not row.active:

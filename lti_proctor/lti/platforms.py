@@ -6,8 +6,10 @@ with a one-line message, raised before anything is added to the session.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -17,6 +19,7 @@ from sqlalchemy.orm import selectinload
 from lti_proctor.extensions import db
 from lti_proctor.lti.registrations import Deployment, Platform
 
+log = logging.getLogger(__name__)
 PRESETS = ("moodle", "canvas")
 CANVAS_ENVS = ("prod", "beta", "test")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1"})
@@ -36,6 +39,10 @@ MAX_LENGTH = {
 
 class PlatformError(ValueError):
     """The platform registry refused the change; nothing was changed."""
+
+
+class DuplicatePlatformError(PlatformError):
+    """That issuer and client_id (or deployment) is registered already; nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -155,9 +162,11 @@ def _validated(fields: PlatformFields) -> PlatformFields:
     return PlatformFields(**values)
 
 
-def _validated_deployments(deployment_ids: Sequence[str]) -> tuple[str, ...]:
+def _validated_deployments(
+    deployment_ids: Sequence[str], *, required: bool = True
+) -> tuple[str, ...]:
     cleaned = tuple(_clean(d) for d in deployment_ids)
-    if not cleaned or None in cleaned:
+    if (required and not cleaned) or None in cleaned:
         raise PlatformError("missing deployment_id: give at least one, none of them empty")
     ids = tuple(d for d in cleaned if d is not None)
     for deployment_id in ids:
@@ -235,6 +244,27 @@ def add_platform(
     return _save(platform, ids, created=existing is None, allow_tas=allow_teaching_assistants)
 
 
+def add_registered_platform(
+    fields: PlatformFields, *, deployment_ids: Sequence[str], learn_deployments: bool
+) -> PlatformAdded:
+    """Store a platform that Dynamic Registration just registered: always a new one.
+
+    It may come with no deployment (Canvas sends none); learn_deployments lets its launches add
+    them. The same (issuer, client_id) twice is a PlatformError. Flushes, never commits.
+    """
+    fields = _validated(fields)
+    ids = _validated_deployments(deployment_ids, required=False)
+    if fields.issuer is None or fields.client_id is None:
+        raise PlatformError("missing issuer or client_id")
+    if get_platform_by_client(fields.issuer, fields.client_id) is not None:
+        raise DuplicatePlatformError(
+            f"issuer {fields.issuer} client_id {fields.client_id} is already registered"
+        )
+    platform = _new_platform(fields)
+    platform.learn_deployments = learn_deployments
+    return _save(platform, ids, created=True, allow_tas=False)
+
+
 def _new_platform(fields: PlatformFields) -> Platform:
     for required in ("auth_login_url", "auth_token_url", "key_set_url"):
         if getattr(fields, required) is None:
@@ -288,7 +318,7 @@ def _save(
     except IntegrityError as exc:
         # Another process registered the same platform or deployment a moment ago.
         db.session.rollback()
-        raise PlatformError(
+        raise DuplicatePlatformError(
             f"issuer {platform.issuer} client_id {platform.client_id} or one of its deployments "
             "was registered at the same time; list the platforms and try again"
         ) from exc
@@ -299,3 +329,103 @@ def remove_platform(platform: Platform) -> None:
     """Delete a registration and its deployments (flushes, never commits)."""
     db.session.delete(platform)
     db.session.flush()
+
+
+def _check_deployment_id(deployment_id: str | None) -> str:
+    cleaned = _clean(deployment_id)
+    if cleaned is None:
+        raise PlatformError("missing deployment_id")
+    _check_length("deployment_id", cleaned)
+    return cleaned
+
+
+def add_deployment(platform: Platform, deployment_id: str) -> Deployment:
+    """Register one more deployment id for a platform (flushes, never commits)."""
+    deployment_id = _check_deployment_id(deployment_id)
+    _check_new_deployments(platform, (deployment_id,))
+    _save(platform, (deployment_id,), created=False, allow_tas=False)
+    return platform.deployments[-1]
+
+
+def remove_deployment(platform: Platform, deployment_id: str) -> None:
+    """Delete one deployment id of a platform; its launches stop working (flushes)."""
+    deployment_id = _check_deployment_id(deployment_id)
+    row = next((d for d in platform.deployments if d.deployment_id == deployment_id), None)
+    if row is None:
+        raise PlatformError(
+            f"deployment {deployment_id!r} is not registered for platform {platform.id}"
+        )
+    platform.deployments.remove(row)
+    db.session.flush()
+
+
+def _claimed_by_other_platform(platform: Platform, deployment_id: str) -> bool:
+    """True when another registration of the same issuer already has this deployment id."""
+    stmt = (
+        select(Deployment.id)
+        .join(Platform, Deployment.platform_id == Platform.id)
+        .where(
+            Platform.issuer == platform.issuer,
+            Platform.id != platform.id,
+            Deployment.deployment_id == deployment_id,
+        )
+        .limit(1)
+    )
+    return db.session.execute(stmt).first() is not None
+
+
+def find_or_learn_deployment(
+    platform: Platform, deployment_id: str, *, now: datetime | None = None
+) -> Deployment | None:
+    """The platform's deployment row for deployment_id, learning it when the platform may.
+
+    Called where a verified launch's deployment is looked up (the id_token's signature, issuer
+    and audience were checked, so the platform itself vouches for the id). A platform
+    registered by Dynamic Registration with learn_deployments on (Canvas sends its deployment
+    id only with the first launch) gets the new id added, logged and marked learned; an id that
+    another registration of the same issuer already holds is never taken over. Returns None
+    when the id is unknown and not learned. Flushes inside a savepoint, never commits.
+    """
+    row = db.session.execute(
+        select(Deployment).where(
+            Deployment.platform_id == platform.id, Deployment.deployment_id == deployment_id
+        )
+    ).scalar_one_or_none()
+    if row is not None or not platform.learn_deployments:
+        return row
+    if len(deployment_id) > MAX_LENGTH["deployment_id"]:
+        return None
+    if _claimed_by_other_platform(platform, deployment_id):
+        log.warning(
+            "deployment not learned: deployment_id=%r belongs to another registration of "
+            "issuer=%s (platform %s refused)",
+            deployment_id,
+            platform.issuer,
+            platform.id,
+        )
+        return None
+    return _learn(platform, deployment_id, now or datetime.now(UTC))
+
+
+def _learn(platform: Platform, deployment_id: str, now: datetime) -> Deployment | None:
+    learned = Deployment(
+        platform_id=platform.id, deployment_id=deployment_id, active=True, learned_at=now
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(learned)
+    except IntegrityError:
+        # A concurrent first launch learned it a moment ago: use that row.
+        return db.session.execute(
+            select(Deployment).where(
+                Deployment.platform_id == platform.id, Deployment.deployment_id == deployment_id
+            )
+        ).scalar_one_or_none()
+    log.info(
+        "deployment learned at first launch: platform=%s issuer=%s client_id=%s deployment_id=%r",
+        platform.id,
+        platform.issuer,
+        platform.client_id,
+        deployment_id,
+    )
+    return learned

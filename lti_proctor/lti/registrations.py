@@ -42,6 +42,9 @@ class Platform(db.Model):  # type: ignore[name-defined,misc]
     key_set_url: Mapped[str] = mapped_column(String(1024))
     auth_audience: Mapped[str | None] = mapped_column(String(1024))
     family: Mapped[str | None] = mapped_column(String(32))  # "moodle", "canvas" or None
+    # Set by Dynamic Registration when the invite allowed it: a launch naming a new deployment
+    # id of this platform's own client registers that deployment (Canvas sends none at first).
+    learn_deployments: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
 
     deployments: Mapped[list[Deployment]] = relationship(
@@ -68,6 +71,7 @@ class Deployment(db.Model):  # type: ignore[name-defined,misc]
     allow_teaching_assistants: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    learned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # first launch
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
 
     platform: Mapped[Platform] = relationship(back_populates="deployments")

@@ -32,6 +32,7 @@ from lti_proctor.sandbox.lms_platform import (
     get_sandbox_lms,
 )
 from lti_proctor.sandbox.lms_quiz import register_quiz
+from lti_proctor.sandbox.lms_registration import register_registration
 
 
 def _lms() -> SandboxLms:
@@ -198,4 +199,5 @@ def create_sandbox_lms(
     app.register_blueprint(_launch_blueprint(family))
     register_gradebook(app, tool_url=tool_url)
     register_quiz(app)
+    register_registration(app)
     return app

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from flask import Flask
 
-from lti_proctor.web import about, errors, exam, instructor, language, lti, webhooks, wellknown
+from lti_proctor.web import (
+    about,
+    errors,
+    exam,
+    instructor,
+    language,
+    lti,
+    register,
+    webhooks,
+    wellknown,
+)
 
 
 def register_blueprints(app: Flask) -> None:
     """Attach the error handlers and every blueprint of the tool to app."""
     errors.init_app(app)
     language.init_app(app)
-    for module in (lti, wellknown, exam, webhooks, instructor, about):
+    for module in (lti, wellknown, exam, webhooks, instructor, about, register):
         app.register_blueprint(module.bp)

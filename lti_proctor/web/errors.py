@@ -17,7 +17,7 @@ from flask import Flask, Response, current_app, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lti_proctor.extensions import db
-from lti_proctor.lti.errors import LaunchError
+from lti_proctor.lti.errors import LaunchError, RegisterError
 from lti_proctor.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,26 @@ def init_app(app: Flask) -> None:
             413,
             title="Request too large",
             message=f"The request body is larger than the tool accepts ({limit} bytes).",
+        )
+
+    @app.errorhandler(RegisterError)
+    def register_error(exc: RegisterError) -> Response:
+        """A refused Dynamic Registration: a readable page; nothing was stored."""
+        db.session.rollback()
+        request_id = new_request_id()
+        log.warning(
+            "registration refused reason=%s detail=%s request_id=%s",
+            exc.reason.value,
+            exc.detail,
+            request_id,
+        )
+        return error_response(
+            exc.reason,
+            exc.status,
+            shape="page",
+            template="errors/register.html",
+            error=exc,
+            request_id=request_id,
         )
 
     @app.errorhandler(HTTPException)

@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, make_response, render_template, reques
 from flask.typing import ResponseReturnValue
 
 from lti_proctor.attempts.operations import parse_max_attempts
+from lti_proctor.extensions import db
 from lti_proctor.identity import sync_exam_from_launch, sync_learner_from_launch
 from lti_proctor.lti.claims import MessageType
 from lti_proctor.lti.errors import LaunchError
@@ -71,6 +72,7 @@ def launch() -> ResponseReturnValue:
         store=get_store(),
         settings=settings,
     )
+    db.session.commit()  # a deployment learned at this first launch stays learned
     response = make_response(_respond_to_launch(ctx))
     clear_state_cookie(response, request.form["state"], insecure=settings.insecure_cookies)
     return response

@@ -9,8 +9,9 @@ from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.queries import find_attempts_for_exam
 from lti_proctor.attempts.reports import get_report
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import OutboxJob, utcnow
+from lti_proctor.jobs.models import OutboxJob
 from lti_proctor.proctoring.profiles import get_profiles
+from lti_proctor.timeutil import utcnow
 from tests.factories_attempts import PROCTOR_CONFIG, deliver_webhook, make_attempt, make_platform
 from tests.fakes.reports import REPORT_BASE, FakeReports
 
