@@ -377,11 +377,14 @@ def _create_app() -> Flask:
 
     try:
         return create_app()
-    except (ConfigError, ProfileError) as exc:  # a broken file: one line naming it, no traceback
+    except (ConfigError, ProfileError) as exc:  # a broken file, a database behind: one line
         raise click.ClickException(f"cannot start: {exc}") from exc
 
 
 def main() -> None:
     """Entry point of the lti-proctor console script."""
+    from lti_proctor.db_cli import db_group
+
     cli = FlaskGroup(create_app=_create_app, add_default_commands=False, load_dotenv=False)
+    cli.add_command(db_group)  # runs without the app: it must work where the app refuses to start
     cli.main(prog_name="lti-proctor")
