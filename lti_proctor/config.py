@@ -67,11 +67,14 @@ class Defaults:
     OUTBOX_POLL_INTERVAL_S = 1.0  # an idle worker looks for due jobs this often
 
 
-# On/off settings; the environment's text is read strictly (see _parse_booleans).
-BOOLEAN_SETTINGS = frozenset(
-    [name for name, value in vars(Defaults).items() if isinstance(value, bool)]
-    + [name for name, hint in Defaults.__annotations__.items() if "bool" in str(hint)]
+# On/off settings; the environment's text is read strictly (see _parse_booleans). The optional
+# ones (annotated `bool | None`) may stay None, which means "derive it" (see _derive).
+OPTIONAL_BOOLEANS = frozenset(
+    name for name, hint in Defaults.__annotations__.items() if str(hint) == "bool | None"
 )
+BOOLEAN_SETTINGS = OPTIONAL_BOOLEANS | {
+    name for name, value in vars(Defaults).items() if isinstance(value, bool)
+}
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 
@@ -101,8 +104,8 @@ def load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:
 
 
 def parse_boolean(name: str, value: object) -> bool | None:
-    """true/false, 1/0, yes/no (any case) as a bool; None stays None (derived); else ConfigError."""
-    if value is None or isinstance(value, bool):
+    """true/false, 1/0, yes/no (any case) as a bool; None stays None where it means "derive"."""
+    if isinstance(value, bool) or (value is None and name in OPTIONAL_BOOLEANS):
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)

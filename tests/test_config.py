@@ -259,7 +259,7 @@ def test_boolean_setting_from_env_is_read_strictly(
     assert app.config["SESSION_COOKIE_SAMESITE"] == ("Lax" if insecure else "None")
 
 
-@pytest.mark.parametrize("text", ["maybe", "2", "", "on", "Flase"])
+@pytest.mark.parametrize("text", ["maybe", "2", "", "on", "Flase", "null"])
 def test_boolean_setting_with_another_value_is_a_one_line_error_naming_it(
     make_app: MakeApp, monkeypatch: pytest.MonkeyPatch, text: str
 ) -> None:
