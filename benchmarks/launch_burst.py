@@ -272,6 +272,7 @@ def tool_config(
         "SANDBOX_PROCTORING": True,
         "OUTBOX_EMBEDDED_WORKER": False,  # measure the launch, not the gradebook worker
         "AUTO_SETUP": True,
+        "AUTO_MIGRATE": True,  # a private schema per run: the first process migrates it (locked)
     }
     if args.pool_size:  # an experiment: the tool's default pool is SQLAlchemy's (5 + 10)
         config["SQLALCHEMY_ENGINE_OPTIONS"] = {

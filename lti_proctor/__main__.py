@@ -15,6 +15,7 @@ from flask.cli import FlaskGroup
 
 from lti_proctor import create_app
 from lti_proctor.config import ConfigError
+from lti_proctor.db_cli import db_group
 from lti_proctor.demo import DemoError, PortTakenError, demo_banner, start_demo
 from lti_proctor.proctoring.errors import ProfileError
 
@@ -58,7 +59,7 @@ def demo_command(host: str, port_base: int | None, family: str) -> None:
 def _create_app() -> Flask:
     try:
         return create_app()
-    except (ConfigError, ProfileError) as exc:  # a broken file: one line naming it, no traceback
+    except (ConfigError, ProfileError) as exc:  # a broken file, a database behind: one line
         raise click.ClickException(f"cannot start: {exc}") from exc
 
 
@@ -74,6 +75,7 @@ def build_cli() -> click.Group:
     # FlaskGroup always adds --app, --debug and --env-file: the app is fixed here, so drop them.
     cli.params = [p for p in cli.params if p.name not in ("app", "debug", "env_file")]
     cli.add_command(demo_command)
+    cli.add_command(db_group)  # runs without the app: it must work where the app refuses to start
     version = importlib.metadata.version("lti-proctor")
     return click.version_option(version, prog_name="lti-proctor", message="%(prog)s %(version)s")(
         cli

@@ -5,8 +5,9 @@ Secrets never have a real default here: the secret key is generated into instanc
 
 from __future__ import annotations
 
+import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,10 @@ class Defaults:
     DATABASE_URL: str | None = None  # None -> sqlite file under instance/
     SECRET_KEY: str | None = None  # None -> generated into instance/secret_key
     REDIS_URL: str | None = None  # None -> the database serves as the shared store
-    AUTO_SETUP = True  # create tables and the first tool key on start
+    AUTO_SETUP = True  # create the first tool key on start (tables come from migrations)
+    # None -> on with SQLite (the embedded default upgrades itself), off with PostgreSQL, where
+    # `lti-proctor db upgrade` applies the migrations once and a start behind them is refused.
+    AUTO_MIGRATE: bool | None = None
     PRODUCTION = False
 
     # Cookies: LTI pages live in LMS iframes, so cookies must be SameSite=None; Secure.
@@ -70,8 +74,29 @@ class Defaults:
     ATTEMPTS_RECONCILE_INTERVAL_S = 900  # the attempts.reconcile job runs again after this
 
 
+# On/off settings; the environment's text is read strictly (see _parse_booleans). The optional
+# ones (annotated `bool | None`) may stay None, which means "derive it" (see _derive).
+OPTIONAL_BOOLEANS = frozenset(
+    name for name, hint in Defaults.__annotations__.items() if str(hint) == "bool | None"
+)
+BOOLEAN_SETTINGS = OPTIONAL_BOOLEANS | {
+    name for name, value in vars(Defaults).items() if isinstance(value, bool)
+}
+_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+
+
 class ConfigError(Exception):
-    """The instance config file could not be loaded."""
+    """The settings cannot be used: a broken instance file or an impossible value."""
+
+
+def new_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """A bare Flask app for the tool, with its settings loaded (create_app adds the rest)."""
+    instance_path = (overrides or {}).get("INSTANCE_PATH") or os.environ.get(
+        f"{ENV_PREFIX}_INSTANCE_PATH"
+    )
+    app = Flask("lti_proctor", instance_path=instance_path, instance_relative_config=True)
+    load_config(app, overrides)
+    return app
 
 
 def load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:
@@ -81,7 +106,28 @@ def load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:
     app.config.from_prefixed_env(ENV_PREFIX)
     if overrides:
         app.config.update(overrides)
+    _parse_booleans(app.config)
     _derive(app)
+
+
+def parse_boolean(name: str, value: object) -> bool | None:
+    """true/false, 1/0, yes/no (any case) as a bool; None stays None where it means "derive"."""
+    if isinstance(value, bool) or (value is None and name in OPTIONAL_BOOLEANS):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(
+        f"{ENV_PREFIX}_{name} must be true or false (or 1/0, yes/no), not {str(value)[:40]!r}"
+    )
+
+
+def _parse_booleans(cfg: MutableMapping[str, Any]) -> None:
+    """Turn every on/off setting into a real bool: "False" from the environment is off."""
+    for name in BOOLEAN_SETTINGS:
+        if name in cfg:
+            cfg[name] = parse_boolean(name, cfg[name])
 
 
 def _load_instance_file(app: Flask) -> None:
@@ -103,16 +149,20 @@ def _derive(app: Flask) -> None:
         cfg["SQLALCHEMY_DATABASE_URI"] = cfg.get("DATABASE_URL") or (
             f"sqlite:///{instance / 'lti_proctor.sqlite3'}"
         )
-    if not cfg.get("SECRET_KEY"):
+    if not cfg.get("SECRET_KEY") and not cfg["PRODUCTION"]:
+        # Production needs one fixed key shared by every instance (production.py refuses none).
         cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    on_sqlite = str(cfg["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite")
     if cfg.get("OUTBOX_EMBEDDED_WORKER") is None:
-        cfg["OUTBOX_EMBEDDED_WORKER"] = str(cfg["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite")
+        cfg["OUTBOX_EMBEDDED_WORKER"] = on_sqlite
+    if cfg.get("AUTO_MIGRATE") is None:
+        cfg["AUTO_MIGRATE"] = on_sqlite
     cfg["BASE_URL"] = str(cfg["BASE_URL"]).rstrip("/")
     if not cfg.get("TRUSTEXAM_REPORT_API_KEY"):
         cfg["TRUSTEXAM_REPORT_API_KEY"] = cfg.get("TRUSTEXAM_API_KEY")
     if cfg.get("SANDBOX_PROCTORING") is None:
         cfg["SANDBOX_PROCTORING"] = not cfg.get("TRUSTEXAM_API_KEY") and not cfg["PRODUCTION"]
-    insecure = bool(cfg["DEV_INSECURE_COOKIES"])
+    insecure = cfg["DEV_INSECURE_COOKIES"]
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax" if insecure else "None"
     cfg["SESSION_COOKIE_SECURE"] = not insecure
     cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})

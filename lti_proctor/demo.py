@@ -179,6 +179,7 @@ def tool_config(urls: DemoUrls, api_key: str) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": None,
         "REDIS_URL": None,
         "AUTO_SETUP": True,
+        "AUTO_MIGRATE": True,  # the embedded SQLite file upgrades itself on start
     }
 
 

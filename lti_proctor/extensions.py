@@ -6,13 +6,26 @@ import sqlite3
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import event
+from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+
+# Every constraint gets a name, so a migration can drop or alter it by name on both engines
+# (SQLite's batch mode needs the name). The names are PostgreSQL's own defaults, so a
+# PostgreSQL database made by create_all before migrations existed already matches them.
+NAMING_CONVENTION = {
+    "pk": "%(table_name)s_pkey",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "ix": "ix_%(column_0_label)s",
+}
 
 
 class Base(DeclarativeBase):
     """Declarative base shared by every model of the tool."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 db = SQLAlchemy(model_class=Base)

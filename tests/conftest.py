@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from lti_proctor import create_app
 from lti_proctor.extensions import db
+from lti_proctor.schema import upgrade_database
 
 PG_URL = os.environ.get("LTI_PROCTOR_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("LTI_PROCTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -57,26 +60,55 @@ def redis_available() -> bool:
 PG_SKIP_REASON = f"PostgreSQL not reachable at {PG_URL}: PostgreSQL run skipped"
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a schema private to this test process."""
+def migrate(url: str) -> None:
+    """Bring the database at url to the code's revision, as `lti-proctor db upgrade` does."""
+    engine = sa.create_engine(url)
+    try:
+        upgrade_database(engine)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def private_pg_schema(prefix: str) -> Iterator[str]:
+    """A URL whose search_path is a new, empty PostgreSQL schema, dropped afterwards."""
     if not pg_available():
         pytest.skip(PG_SKIP_REASON)
-    schema = f"lp_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    schema = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     engine = sa.create_engine(PG_URL)
     with engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL schema private to this test process, migrated once; tests truncate it."""
+    with private_pg_schema("lp_test") as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session; each test gets a copy (no migration per test)."""
+    path = tmp_path_factory.mktemp("schema") / "template.sqlite3"
+    migrate(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The database of one test run: a fresh SQLite file, or the private PostgreSQL schema."""
+    """The database of one test run: a fresh, migrated SQLite file, or the private PG schema."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tool.sqlite3'}"
+        database = tmp_path / "tool.sqlite3"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), database)
+        return f"sqlite:///{database}"
     url: str = request.getfixturevalue("pg_url")
     return url
 

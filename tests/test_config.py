@@ -229,3 +229,67 @@ def test_broken_profile_through_the_cli_is_one_clear_line(instance: Path, tmp_pa
     assert "Traceback" not in done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert str(standard) in line and "fullscreen_mod" in line
+
+
+# --- on/off settings are read strictly -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "insecure"),
+    [
+        ("true", True),
+        ("True", True),
+        ("1", True),
+        ("YES", True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("No", False),
+    ],
+)
+def test_boolean_setting_from_env_is_read_strictly(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch, text: str, insecure: bool
+) -> None:
+    monkeypatch.setenv("LTI_PROCTOR_DEV_INSECURE_COOKIES", text)
+
+    app = make_app()
+
+    assert app.config["DEV_INSECURE_COOKIES"] is insecure
+    assert app.config["SESSION_COOKIE_SECURE"] is not insecure
+    assert app.config["SESSION_COOKIE_SAMESITE"] == ("Lax" if insecure else "None")
+
+
+@pytest.mark.parametrize("text", ["maybe", "2", "", "on", "Flase", "null"])
+def test_boolean_setting_with_another_value_is_a_one_line_error_naming_it(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setenv("LTI_PROCTOR_DEV_INSECURE_COOKIES", text)
+
+    with pytest.raises(ConfigError) as refused:
+        make_app()
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("LTI_PROCTOR_DEV_INSECURE_COOKIES must be true or false")
+
+
+def test_boolean_setting_as_text_in_the_instance_file_is_read_strictly(
+    make_app: MakeApp, instance: Path
+) -> None:
+    write_instance_config(instance, 'OUTBOX_EMBEDDED_WORKER = "false"\n')
+
+    assert make_app().config["OUTBOX_EMBEDDED_WORKER"] is False
+
+
+def test_bad_boolean_through_the_cli_is_one_clear_line(instance: Path, tmp_path: Path) -> None:
+    done = run_cli(
+        ["keys", "show"],
+        instance=instance,
+        cwd=tmp_path,
+        extra_env={"LTI_PROCTOR_PRODUCTION": "ture"},
+    )
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("Error: cannot start: LTI_PROCTOR_PRODUCTION must be true or false")

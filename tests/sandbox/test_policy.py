@@ -10,10 +10,20 @@ import pytest
 
 from lti_proctor import create_app
 from lti_proctor.config import ConfigError
+from lti_proctor.extensions import db
 from lti_proctor.sandbox.policy import SandboxPolicyError, check_sandbox_policy
 
 REAL_KEY = "te_live_5f3c2a9d"
 DEMO_KEY = "sandbox-Zq8c1Jf0"
+
+
+def production_ready(database_url: str) -> dict[str, Any]:
+    """Settings a production start accepts (the guardrails of lti_proctor/production.py)."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SECRET_KEY": "k" * 48,
+        "BASE_URL": "https://tool.example.edu",
+    }
 
 
 @pytest.fixture
@@ -44,11 +54,15 @@ def base(tmp_path: Path) -> dict[str, Any]:
     ],
 )
 def test_app_starts_with_the_sandbox_only_where_allowed(
-    base: dict[str, Any], settings: dict[str, Any], sandbox: bool
+    base: dict[str, Any], settings: dict[str, Any], sandbox: bool, request: pytest.FixtureRequest
 ) -> None:
+    if settings.get("PRODUCTION"):  # the production guardrails want PostgreSQL, https, a key
+        base = {**base, **production_ready(request.getfixturevalue("pg_url"))}
     app = create_app({**base, **settings})
 
     assert app.config["SANDBOX_PROCTORING"] is sandbox
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.mark.parametrize(
