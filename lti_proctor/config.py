@@ -60,6 +60,9 @@ class Defaults:
     OUTBOX_EMBEDDED_WORKER: bool | None = None
     OUTBOX_EMBEDDED_WORKER_IN_TESTS = False  # under TESTING the thread starts only if this is on
     OUTBOX_MAX_DELAY_S = 3600  # backoff never waits longer (unless the LMS asks, Retry-After)
+    # A retryable job (LMS or service down) keeps trying past OUTBOX_MAX_ATTEMPTS until it is
+    # this old: an outage over a weekend drains once the LMS is back, instead of dying in an hour.
+    OUTBOX_RETRY_HORIZON_S = 3 * 24 * 3600
     OUTBOX_POLL_INTERVAL_S = 1.0  # an idle worker looks for due jobs this often
 
 

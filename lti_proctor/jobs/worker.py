@@ -24,7 +24,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -66,6 +66,7 @@ class ClaimedJob:
     attempts: int
     locked_by: str
     locked_at: datetime
+    created_at: datetime | None = None  # when it was queued: the retry horizon counts from it
 
 
 class Worker:
@@ -167,6 +168,7 @@ class Worker:
                 OutboxJob.status,
                 OutboxJob.attempts,
                 OutboxJob.locked_by,
+                OutboxJob.created_at,
             )
             .where(self._due(now))
             .order_by(OutboxJob.scheduled_at, OutboxJob.id)
@@ -210,7 +212,15 @@ class Worker:
         )
         if not taken:
             return None, False
-        job = ClaimedJob(row.id, row.kind, dict(row.payload or {}), attempts, self.worker_id, now)
+        job = ClaimedJob(
+            row.id,
+            row.kind,
+            dict(row.payload or {}),
+            attempts,
+            self.worker_id,
+            now,
+            created_at=row.created_at,
+        )
         return job, True
 
     def _update_if_due(self, job_id: int, now: datetime, **values: Any) -> bool:
@@ -242,7 +252,7 @@ class Worker:
         values: dict[str, Any] = {"attempts": attempts, "last_error": error}
         if isinstance(exc, JobCancelledError):
             status = JobStatus.CANCELLED
-        elif is_retryable(exc) and self.policy.should_retry(attempts):
+        elif is_retryable(exc) and self.policy.should_retry(attempts, age_s=self._age_s(job)):
             status = JobStatus.TODO
             delay_s = self.policy.delay_s(attempts, exc)
             values.update(
@@ -256,6 +266,15 @@ class Worker:
             return None
         self._log_failure(job, exc, status, error)
         return status
+
+    def _age_s(self, job: ClaimedJob) -> float | None:
+        """Seconds since the job was queued (None when unknown)."""
+        if job.created_at is None:
+            return None
+        created = job.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        return (self.now() - created).total_seconds()
 
     def _log_failure(self, job: ClaimedJob, exc: Exception, status: JobStatus, error: str) -> None:
         if status is JobStatus.FAILED and not (
