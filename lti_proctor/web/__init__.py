@@ -7,8 +7,9 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     """Attach the error handlers and every blueprint of the tool to app."""
-    from lti_proctor.web import errors, exam, instructor, lti, webhooks, wellknown
+    from lti_proctor.web import errors, exam, headers, instructor, lti, webhooks, wellknown
 
     errors.init_app(app)
+    headers.init_app(app)
     for module in (lti, wellknown, exam, webhooks, instructor):
         app.register_blueprint(module.bp)

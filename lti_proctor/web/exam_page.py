@@ -9,17 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import current_app, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from lti_proctor.attempts.models import Attempt
+from lti_proctor.web import headers
+from lti_proctor.web.headers import origin_of
+
+__all__ = ["origin_of"]  # web/exam.py and web/instructor.py take it from here
 
 SDK_LANGUAGES = ("en", "ru", "kz")
 API_TOKEN_TTL_S = 3600  # sliding: every API answer carries a fresh token
 _SALT = "lti-proctor.exam."
-NONE = "'none'"
 
 
 # -- signed tokens ------------------------------------------------------------------------------
@@ -81,31 +83,11 @@ def sdk_language(locale: str | None) -> str:
     return primary if primary in SDK_LANGUAGES else "en"
 
 
-def origin_of(url: str | None) -> str | None:
-    """scheme://host[:port] of an http(s) URL, else None."""
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def exam_csp(*, sdk_url: str, exam_url: str | None, frame_ancestors: tuple[str, ...]) -> str:
     """The wrapper page's Content-Security-Policy: exactly the SDK, the exam and the LMS."""
-    sdk = origin_of(sdk_url) or ""
-    api = origin_of(current_app.config.get("TRUSTEXAM_API_BASE"))
-    connect = " ".join(dict.fromkeys(o for o in ("'self'", sdk, api) if o))
-    return "; ".join(
-        [
-            "default-src 'self'",
-            f"script-src 'self' {sdk}".strip(),
-            f"connect-src {connect}",
-            # The SDK's widget may inject styles and show camera snapshots.
-            f"style-src 'self' 'unsafe-inline' {sdk}".strip(),
-            f"img-src 'self' data: blob: {sdk}".strip(),
-            "media-src 'self' blob:",
-            f"frame-src {origin_of(exam_url) or NONE}",
-            " ".join(["frame-ancestors 'self'", *frame_ancestors]),
-            "base-uri 'none'",
-            "form-action 'self'",
-        ]
+    return headers.exam_csp(
+        sdk_url=sdk_url,
+        api_base=current_app.config.get("TRUSTEXAM_API_BASE"),
+        exam_url=exam_url,
+        lms_origins=frame_ancestors,
     )

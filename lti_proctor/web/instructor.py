@@ -25,7 +25,8 @@ from lti_proctor.identity import Exam, sync_exam_from_launch
 from lti_proctor.jobs.models import utcnow
 from lti_proctor.lti.launch import LaunchContext
 from lti_proctor.lti.registrations import Platform
-from lti_proctor.web.exam_page import origin_of
+from lti_proctor.web import headers
+from lti_proctor.web.headers import origin_of
 
 bp = Blueprint("instructor", __name__)
 
@@ -109,17 +110,7 @@ class InstructorPage:
 def _secured(response: Response, origins: Sequence[str]) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Content-Security-Policy"] = "; ".join(
-        [
-            "default-src 'self'",
-            "script-src 'none'",
-            "style-src 'self'",
-            "img-src 'self'",
-            " ".join(["frame-ancestors 'self'", *origins]),
-            "base-uri 'none'",
-            "form-action 'self'",
-        ]
-    )
+    response.headers["Content-Security-Policy"] = headers.instructor_csp(origins)
     return response
 
 
