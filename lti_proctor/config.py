@@ -111,7 +111,11 @@ def _derive(app: Flask) -> None:
     insecure = bool(cfg["DEV_INSECURE_COOKIES"])
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax" if insecure else "None"
     cfg["SESSION_COOKIE_SECURE"] = not insecure
-    cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    engine_options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    engine_options.setdefault("pool_pre_ping", True)
+    # SQL errors must never carry the values (tokens, access codes) into a log or a page.
+    engine_options["hide_parameters"] = True
+    cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
 
 
 def _instance_secret(path: Path) -> str:
