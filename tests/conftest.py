@@ -138,6 +138,22 @@ def http() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
+@pytest.fixture(autouse=True)
+def no_secrets_in_logs(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """Fail any test whose log output holds a key, token, access code or secret."""
+    yield
+    if request.node.get_closest_marker("secrets_in_logs"):
+        return  # a test that feeds secrets to a logger on purpose, to check their redaction
+    from tests.secret_scan import find_secrets, record_text
+
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    hits = find_secrets(record_text(records))
+    if hits:
+        pytest.fail("secrets in the log output:\n" + "\n".join(hits[:10]), pytrace=False)
+
+
 @pytest.fixture
 def lti_platform(app: Flask, client: FlaskClient, http: responses.RequestsMock) -> Any:
     """A registered Moodle-shaped platform serving its JWKS through `http`; mints real launches
