@@ -11,7 +11,7 @@ from flask import Flask
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the tool's Flask app from defaults, instance config, environment and overrides."""
-    from lti_proctor import config, logs, store
+    from lti_proctor import config, crypto, logs, store
     from lti_proctor.cli import register_cli
     from lti_proctor.extensions import db
     from lti_proctor.jobs import worker
@@ -29,6 +29,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     check_sandbox_policy(app.config)
     logs.init_app(app)
     import_models()
+    crypto.init_app(app)  # before anything reads or writes a sealed column
     db.init_app(app)
     if app.config["AUTO_SETUP"]:
         create_schema(app)

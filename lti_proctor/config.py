@@ -23,6 +23,11 @@ class Defaults:
     DATABASE_URL: str | None = None  # None -> sqlite file under instance/
     SECRET_KEY: str | None = None  # None -> generated into instance/secret_key
     REDIS_URL: str | None = None  # None -> the database serves as the shared store
+    # Seals tool private keys, webhook secrets and SDK tokens at rest (crypto.py): a Fernet key
+    # or any passphrase; None -> derived from SECRET_KEY. OLD: earlier keys, comma-separated,
+    # still accepted for reading until `lti-proctor keys rotate-encryption` has run.
+    ENCRYPTION_KEY: str | None = None
+    ENCRYPTION_KEY_OLD: str | None = None
     AUTO_SETUP = True  # create tables and the first tool key on start
     PRODUCTION = False
 
