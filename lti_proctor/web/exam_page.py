@@ -6,6 +6,7 @@ token made for one purpose never works for another. Nothing here reads the datab
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,10 @@ __all__ = ["origin_of"]  # web/exam.py and web/instructor.py take it from here
 
 SDK_LANGUAGES = ("en", "ru", "kz")
 API_TOKEN_TTL_S = 3600  # sliding: every API answer carries a fresh token
+# However often it is refreshed, a page token or new-window link dies this long after the
+# launch that opened the attempt (its "t"): the exam's window (PROCTOR_EXAM_LINK_MAX_S).
+EXAM_LINK_MAX_S = 6 * 3600
+_WINDOWED = ("api", "open")
 _SALT = "lti-proctor.exam."
 
 
@@ -44,7 +49,24 @@ def unsign(purpose: str, token: str | None, *, max_age_s: int) -> dict[str, Any]
         payload = _serializer(purpose).loads(token, max_age=max_age_s)
     except BadSignature:  # SignatureExpired is a BadSignature too
         return None
-    return payload if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return None
+    launched = payload.get("t")
+    if purpose in _WINDOWED and isinstance(launched, int | float):
+        if time.time() - launched > exam_link_max_s():
+            return None  # refreshed all along, but the exam's window since its launch is over
+    return payload
+
+
+def exam_link_max_s() -> int:
+    """How long after its launch an exam page's token or new-window link may live at most."""
+    return int(current_app.config.get("PROCTOR_EXAM_LINK_MAX_S", EXAM_LINK_MAX_S))
+
+
+def launched_at(attempt: Attempt) -> float:
+    """When the attempt was last launched (its SDK token was fetched), as a Unix time."""
+    moment = attempt.token_refreshed_at
+    return moment.timestamp() if moment is not None else time.time()
 
 
 def token_ttl() -> int:
@@ -54,12 +76,15 @@ def token_ttl() -> int:
 
 def api_token(attempt: Attempt) -> str:
     """The page's bearer token for the attempt API."""
-    return sign("api", {"a": attempt.id})
+    return sign("api", {"a": attempt.id, "t": launched_at(attempt)})
 
 
 def open_url(attempt: Attempt, page: PageContext) -> str:
     """A signed link that opens the same attempt's page in a new window."""
-    token = sign("open", {"a": attempt.id, "l": page.language, "r": page.return_url})
+    token = sign(
+        "open",
+        {"a": attempt.id, "l": page.language, "r": page.return_url, "t": launched_at(attempt)},
+    )
     return str(current_app.config["BASE_URL"]) + url_for("exam.open_attempt", token=token)
 
 

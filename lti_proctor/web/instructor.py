@@ -9,6 +9,7 @@ LMS frames may block third-party cookies. Every page answers with no-store, no r
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -32,6 +33,9 @@ bp = Blueprint("instructor", __name__)
 
 TOKEN_SALT = "lti-proctor.instructor"
 TOKEN_TTL_S = 3600  # sliding: every page carries fresh links
+# However often its links are refreshed, an instructor's view ends this long after the launch
+# (a working day; PROCTOR_INSTRUCTOR_LINK_MAX_S): then the instructor launches again.
+LINK_MAX_S = 8 * 3600
 STATE_LABELS = {
     "created": "Not started",
     "started": "In progress",
@@ -57,10 +61,25 @@ def _ttl() -> int:
     return int(current_app.config.get("PROCTOR_INSTRUCTOR_TOKEN_TTL_S", TOKEN_TTL_S))
 
 
-def instructor_token(exam: Exam, origins: Sequence[str]) -> str:
-    """A token for this exam's instructor pages; origins are the LMS pages that may frame them."""
-    payload = {"p": exam.platform_id, "c": exam.context_id, "e": exam.id, "o": list(origins)}
+def instructor_token(
+    exam: Exam, origins: Sequence[str], *, launched_at: float | None = None
+) -> str:
+    """A token for this exam's instructor pages; origins are the LMS pages that may frame them.
+
+    launched_at (default: now) is when the instructor launched; refreshed tokens keep it.
+    """
+    payload = {
+        "p": exam.platform_id,
+        "c": exam.context_id,
+        "e": exam.id,
+        "o": list(origins),
+        "t": time.time() if launched_at is None else launched_at,
+    }
     return str(_serializer().dumps(payload))
+
+
+def _link_max_s() -> int:
+    return int(current_app.config.get("PROCTOR_INSTRUCTOR_LINK_MAX_S", LINK_MAX_S))
 
 
 def _read_token(token: str) -> Mapping[str, Any] | None:
@@ -68,7 +87,12 @@ def _read_token(token: str) -> Mapping[str, Any] | None:
         payload = _serializer().loads(token, max_age=_ttl())
     except BadSignature:  # forged, altered or expired
         return None
-    return payload if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return None
+    launched = payload.get("t")
+    if not isinstance(launched, int | float) or time.time() - launched > _link_max_s():
+        return None  # the working day since the launch is over, however often refreshed
+    return payload
 
 
 def _exam_of(payload: Mapping[str, Any]) -> Exam | None:
@@ -91,7 +115,8 @@ def instructor_page(view: Callable[..., Response]) -> Callable[..., Response]:
         if exam is None:
             return _refusal(403, "instructor.token_refused", "This link is not for this exam")
         origins = tuple(o for o in payload.get("o") or () if isinstance(o, str))
-        page = InstructorPage(exam, token=instructor_token(exam, origins), origins=origins)
+        fresh = instructor_token(exam, origins, launched_at=float(payload["t"]))
+        page = InstructorPage(exam, token=fresh, origins=origins)
         return view(page, **kwargs)
 
     return wrapper
