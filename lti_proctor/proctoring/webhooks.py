@@ -32,6 +32,9 @@ __all__ = [
 SECRET_HEADER = "X-Tool-Webhook-Secret"  # sent in webhook.headers
 SECRET_QUERY = "sig"  # sent in webhook.query
 ATTEMPT_FIELD = "attempt_id"  # sent in webhook.post: our attempt id, echoed in the body
+# Longest values the attempt row keeps (its columns): longer ones read as absent, not as a 500.
+SERVICE_ID_MAX = 191
+URL_MAX = 2048
 EVENT_KINDS: tuple[EventKind, ...] = ("start", "finish")
 _DIGITS = re.compile(r"^\d+$")
 _BRACKET = re.compile(r"\[([^\]]*)\]")
@@ -136,14 +139,17 @@ def _search_attempt_keys(body: Mapping[str, Any], *, depth: int) -> str | None:
 
 
 def find_service_attempt_id(body: Mapping[str, Any]) -> str | None:
-    """The service's attempt id: attempt.id, else attempt_id when numeric, else id."""
+    """The service's attempt id: attempt.id, else attempt_id when numeric, else id.
+
+    An id longer than the service's own limit (191) is not one: it reads as absent.
+    """
     attempt = body.get("attempt")
     if isinstance(attempt, Mapping) and _scalar(attempt.get("id")):
-        return _scalar(attempt.get("id"))
-    echoed = _scalar(body.get(ATTEMPT_FIELD))
-    if echoed and _DIGITS.match(echoed):
-        return echoed
-    return _scalar(body.get("id"))
+        found = _scalar(attempt.get("id"))
+    else:
+        echoed = _scalar(body.get(ATTEMPT_FIELD))
+        found = echoed if echoed and _DIGITS.match(echoed) else _scalar(body.get("id"))
+    return found if found is None or len(found) <= SERVICE_ID_MAX else None
 
 
 def _scalar(value: object) -> str | None:
@@ -195,6 +201,10 @@ def parse_time(value: object) -> datetime | None:
 
 
 def _url(value: object) -> str | None:
-    if isinstance(value, str) and value.startswith(("https://", "http://")):
+    if (
+        isinstance(value, str)
+        and value.startswith(("https://", "http://"))
+        and len(value) <= URL_MAX
+    ):
         return value
     return None
