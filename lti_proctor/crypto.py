@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,13 +72,15 @@ class Sealer:
             materials = [str(config["SECRET_KEY"])]
         return cls(tuple(dict.fromkeys(derive_key(m) for m in materials)))
 
-    @property
+    @functools.cached_property
     def _fernet(self) -> MultiFernet:
+        # Built once per sealer: every launch and webhook opens or seals a value.
         return MultiFernet([Fernet(k) for k in self.keys])
 
     def seal(self, plaintext: str) -> str:
         """plaintext sealed under the current key, as stored."""
-        return PREFIX + Fernet(self.keys[0]).encrypt(plaintext.encode("utf-8")).decode("ascii")
+        # MultiFernet encrypts with its first key: the current one.
+        return PREFIX + self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def unseal(self, stored: str) -> str:
         """The plaintext of a stored value; a legacy unsealed value comes back unchanged."""
