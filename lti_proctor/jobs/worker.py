@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ from lti_proctor.jobs.retry import (
     RetryPolicy,
     describe_error,
     is_retryable,
+    redact,
 )
 
 logger = logging.getLogger(__name__)
@@ -280,9 +282,10 @@ class Worker:
         if status is JobStatus.FAILED and not (
             is_retryable(exc) or isinstance(exc, PermanentJobError)
         ):
-            # An unexpected exception is a bug: keep its traceback (credentials never go in
-            # exception messages of ours; URLs carry no secret by design).
-            logger.error("outbox job %s (%s) dead: %s", job.id, job.kind, error, exc_info=exc)
+            # An unexpected exception is a bug: keep its traceback, redacted like last_error,
+            # since a library's exception text may carry a token it was handed.
+            trace = redact("".join(traceback.format_exception(exc)).rstrip())
+            logger.error("outbox job %s (%s) dead: %s\n%s", job.id, job.kind, error, trace)
             return
         logger.warning(
             "outbox job %s (%s) %s after try %s: %s",

@@ -535,3 +535,16 @@ def test_start_embedded_worker_twice_keeps_one_thread(app: Flask) -> None:
     finally:
         stop_embedded_worker(app)
     assert not first.thread.is_alive()
+
+
+def test_unexpected_error_logs_its_traceback_redacted(
+    app: Flask, ctx: None, clock: Clock, register: Register, caplog: pytest.LogCaptureFixture
+) -> None:
+    register("test.bug", failing(RuntimeError("token call failed: Bearer sdk-token-77")))
+    add_job("test.bug")
+    make_worker(app, clock).run_once()
+    [record] = [r for r in caplog.records if "dead" in r.getMessage()]
+    text = record.getMessage()
+    assert "Traceback (most recent call last)" in text
+    assert "RuntimeError: token call failed: Bearer [redacted]" in text
+    assert "sdk-token-77" not in text
