@@ -16,6 +16,10 @@ from lti_proctor.logs import redact
         ('"GET /exam/open/eyJhbGciOi.payload.sig HTTP/1.1" 200 -', "eyJhbGciOi.payload.sig"),
         ('"GET /instructor/InsTrUcToRtOkEn/attempts HTTP/1.1" 200 -', "InsTrUcToRtOkEn"),
         ('"GET /report?api_token=key-123 HTTP/1.1" 200 -', "key-123"),
+        (
+            '"GET /api/lti/authorize?login_hint=3&lti_message_hint=eyJh.eyJ2.c2ln HTTP/1.1" 302',
+            "eyJh.eyJ2.c2ln",
+        ),
     ],
 )
 def test_access_log_line_loses_its_credential(line: str, secret: str) -> None:
