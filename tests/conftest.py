@@ -7,6 +7,7 @@ is skipped with a reason that says so.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import uuid
@@ -142,7 +143,11 @@ def http() -> Iterator[responses.RequestsMock]:
 def no_secrets_in_logs(
     request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> Iterator[None]:
-    """Fail any test whose log output holds a key, token, access code or secret."""
+    """Fail any test whose log output holds a key, token, access code or secret.
+
+    The tool's loggers are captured from INFO, the level a production deployment logs at.
+    """
+    caplog.set_level(logging.INFO, logger="lti_proctor")
     yield
     if request.node.get_closest_marker("secrets_in_logs"):
         return  # a test that feeds secrets to a logger on purpose, to check their redaction
