@@ -24,6 +24,7 @@ from lti_proctor.lti import claims as c
 from lti_proctor.lti.claims import MessageType
 from lti_proctor.lti.errors import LaunchError, LaunchReason, claim_invalid, claim_missing
 from lti_proctor.lti.jwks import KeySetCache, KeyValueStore
+from lti_proctor.lti.limits import check_launch_limits
 from lti_proctor.lti.oidc import (
     COOKIE_PREFIX,
     STATE_PREFIX,
@@ -143,7 +144,9 @@ class ToolMessageLaunch:
             self.validate_message()
             assert self._platform is not None and self._deployment is not None
             # Read every claim before the nonce is spent, so a bad claim leaves nothing used.
-            context = build_context(self._body(), self._platform, self._deployment)
+            context = check_launch_limits(  # before anything is stored
+                build_context(self._body(), self._platform, self._deployment)
+            )
             self.save_launch_data()
         except LaunchError:
             raise

@@ -14,6 +14,10 @@ from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, current_app, render_template, request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lti_proctor.extensions import db
@@ -23,6 +27,29 @@ from lti_proctor.reasons import Reason
 log = logging.getLogger(__name__)
 
 Shape = Literal["page", "json", "text"]
+
+# The database or the shared store is down (or its pool exhausted): a 503 with a retry, never
+# a 500. IntegrityError and DataError are not here: they are bugs or bad input, not outages.
+OUTAGES = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+# Routes whose POST may simply be sent again once storage is back (the Try again button).
+_REPOSTABLE = {
+    "/lti/login": (
+        "iss",
+        "login_hint",
+        "target_link_uri",
+        "lti_message_hint",
+        "client_id",
+        "lti_deployment_id",
+    ),
+    "/lti/launch": ("id_token", "state"),
+    "/exam/retry": ("token",),
+}
 
 
 def wants_text() -> bool:
@@ -151,6 +178,35 @@ def init_app(app: Flask) -> None:
             request_id=request_id,
         )
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeoutError)
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def storage_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+        """Database or shared store unreachable: a readable 503 page (or JSON) with a retry."""
+        request_id = uuid.uuid4().hex[:12]
+        _rollback_quietly()
+        # The type only: with hide_parameters no value is in the text, but the SQL is noise.
+        log.error(
+            "tool.unavailable request_id=%s path=%s: %s",
+            request_id,
+            request.path,
+            type(exc).__name__,
+        )
+        if wants_text():
+            body = {"error": Reason.TOOL_UNAVAILABLE.value, "request_id": request_id}
+            return body, 503, {"Retry-After": "30"}
+        fields = _REPOSTABLE.get(request.path) if request.method == "POST" else None
+        page = render_template(
+            "errors/unavailable.html",
+            code=Reason.TOOL_UNAVAILABLE.value,
+            request_id=request_id,
+            retry_action=request.path if fields is not None else request.full_path,
+            retry_form=[(k, request.form[k]) for k in fields or () if k in request.form],
+        )
+        return page, 503, {"Retry-After": "30", "Cache-Control": "no-store"}
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         """A plain HTTP failure (unknown URL, wrong method, too large)."""
@@ -166,7 +222,7 @@ def init_app(app: Flask) -> None:
     def unexpected(exc: Exception) -> Response:
         """Anything else: roll back, log the traceback, answer 500 without details."""
         request_id = new_request_id()
-        db.session.rollback()
+        _rollback_quietly()
         log.exception("unexpected error request_id=%s", request_id)
         return error_response(
             Reason.INTERNAL,
@@ -176,3 +232,11 @@ def init_app(app: Flask) -> None:
             "give your administrator the request id below.",
             request_id=request_id,
         )
+
+
+def _rollback_quietly() -> None:
+    """Roll the request's transaction back; with the database gone, that may fail too."""
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is dead: nothing of ours is left to undo
+        log.debug("rollback failed while handling an error", exc_info=True)

@@ -99,6 +99,11 @@ class FakeLms:
         for _ in range(times):
             self._planned.append((status, dict(headers or {}), body))
 
+    def recover(self) -> None:
+        """The outage is over: planned failures not yet served are dropped."""
+        with self._lock:
+            self._planned.clear()
+
     def break_next(self, failure: Exception) -> None:
         """The next service call fails on the wire (timeout, refused connection...)."""
         self._planned.append(failure)
@@ -456,6 +461,57 @@ class CanvasFake(FakeLms):
         self._store_score(item_id, dict(body))
         result = f"{item_id}/results/{len(self.scores[(item_id, body['userId'])])}"
         return _json(200, {"resultUrl": result}, CT_SCORE)
+
+
+class OpenEdxFake(FakeLms):
+    """Open edX's lti_consumer: /api/lti_consumer/v1/lti/<config>/lti-ags, DRF error bodies.
+
+    It keeps one score per user and line item and validates the timestamp in its serializer:
+    the same timestamp again, or an older one, is a 400 with the message in a field list.
+    """
+
+    def __init__(self, *, public_key: RSAPublicKey, kid: str, **overrides: Any) -> None:
+        base = "https://courses.example.edu/api/lti_consumer/v1"
+        settings: dict[str, Any] = {
+            "client_id": "6d1c5b0e-8f0e-4d7a-9b9e-1f2a3b4c5d6e",
+            "token_url": f"{base}/token/7",
+            "lineitems_url": f"{base}/lti/7/lti-ags",
+            "resource_links": {"block-v1:Org+Course+Run+type@lti_consumer+block@exam"},
+            "students": {"2b4c6d8e-0f1a-4b3c-8d5e-7f9a1b2c3d4e"},
+            "permitted_scopes": frozenset({SCOPE_SCORE, SCOPE_LINEITEM}),
+        }
+        settings.update(overrides)
+        super().__init__(public_key=public_key, kid=kid, **settings)
+        self.service_base = self.lineitems_url
+
+    def item_url(self, number: int) -> str:
+        return f"{self.service_base}/{number}"
+
+    def item_key(self, path_rest: str) -> tuple[str, str] | None:
+        match = re.fullmatch(r"/(\d+)(/scores)?/?", path_rest)
+        if not match:
+            return None
+        return ("scores" if match.group(2) else "lineitem", self.item_url(int(match.group(1))))
+
+    def error(self, status: int, message: str, request: PreparedRequest) -> Answer:
+        return _json(status, {"detail": message})
+
+    def grant_scopes(self, requested: set[str]) -> frozenset[str] | None:
+        return frozenset(requested & self.permitted_scopes) or None
+
+    def accept_score(self, item_id: str, body: dict[str, Any], request: PreparedRequest) -> Answer:
+        stamp = _timestamp(body.get("timestamp"))
+        if stamp is None:
+            return _json(400, {"timestamp": ["Datetime has wrong format."]})
+        latest = self.latest_score(item_id, str(body.get("userId")))
+        held = _timestamp(latest["timestamp"]) if latest else None
+        if held is not None and held == stamp:
+            return _json(400, {"timestamp": ["Score already exists for the provided timestamp"]})
+        if held is not None and held > stamp:
+            message = "Score timestamp can only be updated to a later point in time"
+            return _json(400, {"timestamp": [message]})
+        self._store_score(item_id, dict(body))
+        return _json(201, dict(body), CT_SCORE)
 
 
 def _json(status: int, body: Any, content_type: str = "application/json") -> Answer:
