@@ -14,7 +14,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from lti_proctor import crypto
+from lti_proctor.crypto import SealError, reseal_all
 from lti_proctor.extensions import db
 from lti_proctor.lti import keys as tool_keys
 from lti_proctor.lti.platforms import (
@@ -290,8 +290,8 @@ def keys_rotate_encryption() -> None:
     """Re-seal every sealed column (tool keys, webhook secrets, SDK tokens) under the current
     ENCRYPTION_KEY; set the previous key in ENCRYPTION_KEY_OLD first."""
     try:
-        counts = crypto.reseal_all()
-    except crypto.SealError as exc:
+        counts = reseal_all()
+    except SealError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc
     db.session.commit()

@@ -36,7 +36,7 @@ class GradebookClaim(Protocol):
 
 
 class LaunchFacts(Protocol):
-    """What the rows here are synced from: a validated launch (lti.launch.LaunchContext is one).
+    """What the rows here are synced from: a validated launch (lti.context.LaunchContext is one).
 
     A protocol rather than an import, so identity stays below the LTI protocol code.
     """

@@ -21,7 +21,7 @@ from lti_proctor.attempts import operations
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner, sync_exam_from_launch, sync_learner_from_launch
-from lti_proctor.lti.launch import AgsEndpoint, LaunchContext
+from lti_proctor.lti.context import AgsEndpoint, LaunchContext
 from lti_proctor.lti.registrations import Deployment, Platform
 from lti_proctor.lti.roles import Role
 from lti_proctor.proctoring.types import Profile

@@ -9,12 +9,9 @@ half-made attempt is left behind. The limits match (or stay under) the columns t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
+from lti_proctor.lti.context import LaunchContext
 from lti_proctor.lti.errors import claim_invalid
-
-if TYPE_CHECKING:
-    from lti_proctor.lti.launch import LaunchContext
 
 ID_MAX = 255  # LTI 1.3 core: sub, context.id and resource_link.id are at most 255 characters
 TEXT_MAX = 1000  # names and titles; stored cut to their column (255)

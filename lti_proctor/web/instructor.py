@@ -21,7 +21,7 @@ from lti_proctor.attempts.export import attempts_csv, export_filename
 from lti_proctor.attempts.queries import find_attempts_for_exam, get_attempt_detail
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, sync_exam_from_launch
-from lti_proctor.lti.launch import LaunchContext
+from lti_proctor.lti.context import LaunchContext
 from lti_proctor.lti.registrations import Platform
 from lti_proctor.reasons import Reason
 from lti_proctor.timeutil import utcnow

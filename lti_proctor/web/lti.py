@@ -14,8 +14,9 @@ from lti_proctor.attempts.operations import parse_max_attempts
 from lti_proctor.extensions import db
 from lti_proctor.identity import sync_exam_from_launch, sync_learner_from_launch
 from lti_proctor.lti.claims import MessageType
+from lti_proctor.lti.context import LaunchContext
 from lti_proctor.lti.errors import LaunchError
-from lti_proctor.lti.launch import LaunchContext, validate_launch
+from lti_proctor.lti.launch import validate_launch
 from lti_proctor.lti.oidc import LaunchSettings, clear_state_cookie, start_login
 from lti_proctor.lti.registrations import DbToolConf
 from lti_proctor.lti.roles import Destination, decide_destination

@@ -10,8 +10,8 @@ from flask import Flask
 
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.extensions import db
-from lti_proctor.jobs.models import utcnow
 from lti_proctor.proctoring.profiles import get_profiles
+from lti_proctor.timeutil import utcnow
 from lti_proctor.web import exam_page
 from tests.factories_attempts import (
     ACCESS_CODE,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.results import RESULTS_CONFIG, ResultsWorld
+from tests.results.world import RESULTS_CONFIG, ResultsWorld
 
 HOUR = 3600
 
