@@ -44,6 +44,10 @@ class Defaults:
     LTI_STATE_TTL_S = 900
     LTI_JWKS_CACHE_S = 3600  # platform key sets are refetched after this, or on an unknown kid
     LTI_HTTP_TIMEOUT_S = 5.0
+    # Registrations and deployments are cached per process this long (0: off); a change made
+    # anywhere reaches every process within LTI_REGISTRATION_CACHE_CHECK_S (shared-store version).
+    LTI_REGISTRATION_CACHE_S = 30.0
+    LTI_REGISTRATION_CACHE_CHECK_S = 1.0
     LTI_KEY_GRACE_DAYS = 7  # a rotated-out tool key stays published this long
     LTI_REGISTER_MAX_BYTES = 262144  # largest platform configuration / registration answer read
     LTI_INVITE_DEFAULT_EXPIRY = "7d"  # `platform invite` without --expires
