@@ -353,6 +353,7 @@ def test_newcomer_takes_the_exam_in_a_browser(instance: dict[str, Any]) -> None:
         quiz.locator("button[type=submit]").click()
         assert "2 of 2 correct" in quiz.locator("#quiz-submitted").inner_text(timeout=10_000)
         tool.locator("#exam-submit").click()
+        tool.locator("#exam-confirm-yes").click()  # "Have you submitted your answers?" yes
         tool.locator("#exam-app[data-exam-state='finished']").wait_for(timeout=15_000)
 
         (session,) = get_state(demo.proctoring_app).by_token.values()
