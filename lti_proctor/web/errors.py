@@ -21,8 +21,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lti_proctor.extensions import db
+from lti_proctor.i18n import N_
 from lti_proctor.lti.errors import LaunchError, RegisterError
 from lti_proctor.reasons import Reason
+from lti_proctor.web.language import gettext as _
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,36 @@ _REPOSTABLE = {
     "/lti/launch": ("id_token", "state"),
     "/exam/retry": ("token",),
 }
+# Plain HTTP failures in the reader's language (werkzeug's names and descriptions are English):
+# status -> (title, what happened and what to do). Other statuses get the generic pair.
+HTTP_TEXT: dict[int, tuple[str, str]] = {
+    400: (
+        N_("Bad request"),
+        N_("The tool could not understand this request. Go back and try again."),
+    ),
+    401: (
+        N_("Not signed in"),
+        N_("This page needs a launch from your course. Open it again from the course."),
+    ),
+    403: (
+        N_("Access refused"),
+        N_("You do not have access to this page. Open it again from your course."),
+    ),
+    404: (
+        N_("Page not found"),
+        N_("There is no page at this address. Open the tool from your course instead."),
+    ),
+    405: (
+        N_("Not allowed here"),
+        N_("This address does not accept this kind of request. Open the tool from your course."),
+    ),
+    429: (
+        N_("Too many requests"),
+        N_("The tool received too many requests from you. Wait a minute and try again."),
+    ),
+}
+GENERIC_TITLE = N_("The tool could not do that")
+GENERIC_MESSAGE = N_("The tool could not complete this request. Try again in a moment.")
 
 
 def wants_text() -> bool:
@@ -93,7 +125,7 @@ def error_response(
     else:
         html = render_template(
             template,
-            title=title or "The tool could not do that",
+            title=title or _(GENERIC_TITLE),
             message=message,
             code=reason.value,
             request_id=request_id,
@@ -132,7 +164,8 @@ def launch_error_response(exc: LaunchError) -> Response:
         template="errors/launch.html",
         error=exc,
         request_id=request_id,
-        back_url=course_return_url(exc.return_url, exc.text.what),
+        # The LMS shows lti_errormsg to the same reader: in the page's language too.
+        back_url=course_return_url(exc.return_url, _(exc.text.what)),
     )
 
 
@@ -154,8 +187,10 @@ def init_app(app: Flask) -> None:
         return error_response(
             Reason.REQUEST_TOO_LARGE,
             413,
-            title="Request too large",
-            message=f"The request body is larger than the tool accepts ({limit} bytes).",
+            title=_("Request too large"),
+            message=_(
+                "The request body is larger than the tool accepts (%(limit)s bytes).", limit=limit
+            ),
         )
 
     @app.errorhandler(RegisterError)
@@ -211,11 +246,9 @@ def init_app(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Response:
         """A plain HTTP failure (unknown URL, wrong method, too large)."""
         status = exc.code or 500
+        title, message = HTTP_TEXT.get(status, (GENERIC_TITLE, GENERIC_MESSAGE))
         return error_response(
-            Reason.for_http_status(status),
-            status,
-            title=exc.name,
-            message=exc.description or exc.name,
+            Reason.for_http_status(status), status, title=_(title), message=_(message)
         )
 
     @app.errorhandler(Exception)
@@ -227,9 +260,11 @@ def init_app(app: Flask) -> None:
         return error_response(
             Reason.INTERNAL,
             500,
-            title="Something went wrong",
-            message="The tool hit an unexpected problem. Try again; if it persists, "
-            "give your administrator the request id below.",
+            title=_("Something went wrong"),
+            message=_(
+                "The tool hit an unexpected problem. Try again; if it persists, give your "
+                "administrator the request id below."
+            ),
             request_id=request_id,
         )
 
