@@ -7,8 +7,18 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     """Attach the error handlers and every blueprint of the tool to app."""
-    from lti_proctor.web import errors, exam, instructor, lti, webhooks, wellknown
+    from lti_proctor.web import (
+        errors,
+        exam,
+        health,
+        instructor,
+        lti,
+        observability,
+        webhooks,
+        wellknown,
+    )
 
+    observability.init_app(app)
     errors.init_app(app)
-    for module in (lti, wellknown, exam, webhooks, instructor):
+    for module in (lti, wellknown, exam, webhooks, instructor, health):
         app.register_blueprint(module.bp)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from lti_proctor.extensions import db
 from lti_proctor.lti.errors import LaunchError
+from lti_proctor.web.observability import note_reason, request_id
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +27,16 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(LaunchError)
     def launch_error(exc: LaunchError):  # type: ignore[no-untyped-def]
         """A refused login or launch: a readable page with the reason code and a request id."""
-        request_id = uuid.uuid4().hex[:12]
+        note_reason(exc.reason.value)
         db.session.rollback()
         log.warning(
             "launch refused reason=%s detail=%s request_id=%s path=%s",
             exc.reason.value,
             exc.detail,
-            request_id,
+            request_id(),
             request.path,
         )
-        page = render_template("errors/launch.html", error=exc, request_id=request_id)
+        page = render_template("errors/launch.html", error=exc, request_id=request_id())
         return page, exc.status
 
     @app.errorhandler(HTTPException)
@@ -49,18 +49,17 @@ def init_app(app: Flask) -> None:
                 title=exc.name,
                 message=exc.description,
                 code=f"http.{exc.code}",
-                request_id=uuid.uuid4().hex[:12],
+                request_id=request_id(),
             ),
             exc.code or 500,
         )
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
-        request_id = uuid.uuid4().hex[:12]
         db.session.rollback()
-        log.exception("unexpected error request_id=%s", request_id)
+        log.exception("unexpected error request_id=%s", request_id())
         if wants_text():
-            return {"error": "internal", "request_id": request_id}, 500
+            return {"error": "internal", "request_id": request_id()}, 500
         return (
             render_template(
                 "errors/generic.html",
@@ -68,7 +67,7 @@ def init_app(app: Flask) -> None:
                 message="The tool hit an unexpected problem. Try again; if it persists, "
                 "give your administrator the request id below.",
                 code="internal",
-                request_id=request_id,
+                request_id=request_id(),
             ),
             500,
         )

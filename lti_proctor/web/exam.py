@@ -11,7 +11,6 @@ import functools
 import json
 import logging
 import secrets
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +48,7 @@ from lti_proctor.web.exam_page import (
     token_ttl,
     unsign,
 )
+from lti_proctor.web.observability import note_reason, request_id
 
 log = logging.getLogger(__name__)
 bp = Blueprint("exam", __name__)
@@ -222,15 +222,15 @@ def _finished_page(outcome: attempts.StartOutcome, page: PageContext) -> Respons
 
 
 def _service_down(exc: ProviderError, req: StartRequest) -> Response:
-    request_id = uuid.uuid4().hex[:12]
     unavailable = isinstance(exc, ProviderUnavailableError)
     code = "proctor.unavailable" if unavailable else "proctor.rejected"
-    log.error("%s request_id=%s status=%s: %s", code, request_id, exc.status, exc)
+    note_reason(code)
+    log.error("%s request_id=%s status=%s: %s", code, request_id(), exc.status, exc)
     html = render_template(
         "errors/service_down.html",
         code=code,
         unavailable=unavailable,
-        request_id=request_id,
+        request_id=request_id(),
         retry_token=_retry_token(req),
         return_url=req.return_url,
     )
@@ -238,12 +238,13 @@ def _service_down(exc: ProviderError, req: StartRequest) -> Response:
 
 
 def _error_page(status: int, code: str, title: str, message: str) -> Response:
+    note_reason(code)
     html = render_template(
         "errors/generic.html",
         title=title,
         message=message,
         code=code,
-        request_id=uuid.uuid4().hex[:12],
+        request_id=request_id(),
     )
     return current_app.make_response((html, status))
 

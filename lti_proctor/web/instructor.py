@@ -9,7 +9,6 @@ LMS frames may block third-party cookies. Every page answers with no-store, no r
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +25,7 @@ from lti_proctor.jobs.models import utcnow
 from lti_proctor.lti.launch import LaunchContext
 from lti_proctor.lti.registrations import Platform
 from lti_proctor.web.exam_page import origin_of
+from lti_proctor.web.observability import request_id
 
 bp = Blueprint("instructor", __name__)
 
@@ -129,7 +129,7 @@ def _refusal(status: int, code: str, title: str) -> Response:
         title=title,
         message="Open the exam link again from your course to see its proctoring results.",
         code=code,
-        request_id=uuid.uuid4().hex[:12],
+        request_id=request_id(),
     )
     return _secured(current_app.make_response((html, status)), ())
 
