@@ -318,12 +318,34 @@ def keys_prune() -> None:
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Run the jobs due now, then exit.")
 @click.option("--id", "worker_id", help="Name in locked_by [default: host:pid].")
+@click.option(
+    "--nice",
+    type=click.IntRange(0, 19),
+    help="Lower the OS priority by this much, so web workers win the CPU "
+    "[default: OUTBOX_WORKER_NICE, 10].",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve this worker's Prometheus metrics (AGS answers, token requests, service calls) "
+    "on 127.0.0.1:PORT.",
+)
 @with_appcontext
-def worker_command(once: bool, worker_id: str | None) -> None:
+def worker_command(
+    once: bool, worker_id: str | None, nice: int | None, metrics_port: int | None
+) -> None:
     """Run an outbox worker; SIGTERM or Ctrl-C stops it after the current job."""
-    from lti_proctor.jobs.worker import Worker, run_until_signalled
+    from lti_proctor.jobs.worker import Worker, lower_priority, run_until_signalled
 
-    worker = Worker(current_app._get_current_object(), worker_id=worker_id)  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    increment = int(app.config["OUTBOX_WORKER_NICE"] if nice is None else nice)
+    if increment:
+        click.echo(f"Worker priority lowered: nice {lower_priority(increment)}.")
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+    worker = Worker(app, worker_id=worker_id)
     if once:
         ran = worker.drain(max_jobs=10_000)
         click.secho(f"Ran {ran} job(s).", fg="green")
