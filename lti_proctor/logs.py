@@ -141,19 +141,8 @@ class TextFormatter(logging.Formatter):
         return " ".join(parts)
 
 
-class _StderrHandler(logging.StreamHandler[TextIO]):
-    """Writes to whatever sys.stderr is at the moment (test capture, gunicorn's redirection)."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: TextIO) -> None:
-        pass
+class _ToolHandler(logging.StreamHandler[TextIO]):
+    """The one handler the tool installs on the root logger (found again by its class)."""
 
 
 def configure_logging(log_format: str, level: str) -> logging.Handler:
@@ -166,12 +155,15 @@ def configure_logging(log_format: str, level: str) -> logging.Handler:
     if not isinstance(numeric, int):
         raise LogSetupError(f"LOG_LEVEL {level!r} is not a logging level (INFO, WARNING, ...)")
     root = logging.getLogger()
-    handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
+    handler = next((h for h in root.handlers if isinstance(h, _ToolHandler)), None)
     if handler is None:
-        handler = _StderrHandler()
+        handler = _ToolHandler(sys.stderr)
         handler.addFilter(RequestIdFilter())
         handler.addFilter(RedactSecretsFilter())
         root.addHandler(handler)
+    # The stderr of the moment the app is built: a command runner's later swap of sys.stderr
+    # (click's CliRunner) must not mix log lines into the command's own output.
+    handler.stream = sys.stderr
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root.setLevel(numeric)
     return handler

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 
-from lti_proctor import create_app
+from lti_proctor import create_app, logs
 from lti_proctor.extensions import db
+
+
+class LogLines:
+    """What the tool's log handler writes, read back line by line."""
+
+    def __init__(self, buffer: io.StringIO) -> None:
+        self.buffer = buffer
+
+    def readouterr(self) -> SimpleNamespace:
+        text, _ = self.buffer.getvalue(), self.buffer.seek(0)
+        self.buffer.truncate()
+        return SimpleNamespace(err=text)
+
+
+@pytest.fixture
+def logged(app: Flask, monkeypatch: pytest.MonkeyPatch) -> LogLines:
+    """Point the handler the app installed at a buffer for this test."""
+    (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, logs._ToolHandler)]
+    buffer = io.StringIO()
+    monkeypatch.setattr(handler, "stream", buffer)
+    return LogLines(buffer)
 
 
 @pytest.fixture
@@ -25,12 +48,12 @@ def json_lines(err: str) -> list[dict[str, Any]]:
 
 
 def test_response_carries_the_proxys_request_id_and_so_does_the_json_log_line(
-    json_logs: dict[str, Any], client: FlaskClient, capsys: pytest.CaptureFixture[str]
+    json_logs: dict[str, Any], client: FlaskClient, logged: LogLines
 ) -> None:
-    capsys.readouterr()
+    logged.readouterr()
     resp = client.get("/healthz", headers={"X-Request-ID": "nginx-4f2a9c1e"})
     assert resp.headers["X-Request-ID"] == "nginx-4f2a9c1e"
-    lines = json_lines(capsys.readouterr().err)
+    lines = json_lines(logged.readouterr().err)
     (line,) = [x for x in lines if x["logger"] == "lti_proctor.access"]
     assert line["request_id"] == "nginx-4f2a9c1e"
     assert line["message"] == "GET /healthz 200"
@@ -59,40 +82,38 @@ def test_refused_launch_page_log_line_and_header_share_the_request_id(
     json_logs: dict[str, Any],
     client: FlaskClient,
     lti_platform: Any,
-    capsys: pytest.CaptureFixture[str],
+    logged: LogLines,
 ) -> None:
-    capsys.readouterr()
+    logged.readouterr()
     resp = lti_platform.launch(overrides={"deployment_id": "nope"})
     assert resp.status_code == 400
     rid = resp.headers["X-Request-ID"]
     assert f'<code class="request-id">{rid}</code>' in resp.get_data(as_text=True)
-    refusals = [x for x in json_lines(capsys.readouterr().err) if "launch refused" in x["message"]]
+    refusals = [x for x in json_lines(logged.readouterr().err) if "launch refused" in x["message"]]
     assert [x["request_id"] for x in refusals] == [rid]
     assert "launch.deployment_unknown" in refusals[0]["message"]
 
 
 def test_access_line_carries_no_page_token_and_no_webhook_secret(
-    json_logs: dict[str, Any], client: FlaskClient, capsys: pytest.CaptureFixture[str]
+    json_logs: dict[str, Any], client: FlaskClient, logged: LogLines
 ) -> None:
-    capsys.readouterr()
+    logged.readouterr()
     client.get("/exam/open/PAGE-TOKEN-SECRET")
     client.post("/webhooks/trustexam/start?sig=WEBHOOK-SECRET", data=b"{}")
-    err = capsys.readouterr().err
+    err = logged.readouterr().err
     assert "PAGE-TOKEN-SECRET" not in err
     assert "WEBHOOK-SECRET" not in err
     messages = [x["message"] for x in json_lines(err) if x["logger"] == "lti_proctor.access"]
     assert "GET /exam/open/[redacted] 401" in messages
 
 
-def test_text_logs_keep_a_traceback_on_the_event_line(
-    app: Flask, capsys: pytest.CaptureFixture[str]
-) -> None:
-    capsys.readouterr()
+def test_text_logs_keep_a_traceback_on_the_event_line(app: Flask, logged: LogLines) -> None:
+    logged.readouterr()
     try:
         raise ValueError("boom")
     except ValueError:
         logging.getLogger("lti_proctor.test").exception("it failed")
-    lines = [x for x in capsys.readouterr().err.splitlines() if "lti_proctor.test" in x]
+    lines = [x for x in logged.readouterr().err.splitlines() if "lti_proctor.test" in x]
     assert len(lines) == 1
     assert "ERROR lti_proctor.test [-] it failed" in lines[0]
     assert "ValueError: boom" in lines[0]
