@@ -118,8 +118,9 @@ def test_gunicorn_workers_build_the_app_without_creating_tables(
 def test_gunicorn_master_gives_workers_a_metrics_dir_and_removes_it_at_exit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    monkeypatch.delenv("LTI_PROCTOR_OWNS_METRICS_DIR", raising=False)
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "LTI_PROCTOR_OWNS_METRICS_DIR"):
+        monkeypatch.setenv(name, "")  # so the test's end restores them, whatever on_starting set
+        monkeypatch.delenv(name)
     gunicorn_conf.on_starting(None)
     path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     assert path.is_dir()
@@ -132,7 +133,8 @@ def test_gunicorn_master_empties_a_configured_metrics_dir(
 ) -> None:
     (tmp_path / "counter_123.db").write_bytes(b"old samples")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    monkeypatch.delenv("LTI_PROCTOR_OWNS_METRICS_DIR", raising=False)
+    monkeypatch.setenv("LTI_PROCTOR_OWNS_METRICS_DIR", "")
+    monkeypatch.delenv("LTI_PROCTOR_OWNS_METRICS_DIR")
     gunicorn_conf.on_starting(None)
     gunicorn_conf.on_exit(None)
     assert tmp_path.is_dir()  # an operator's directory stays
