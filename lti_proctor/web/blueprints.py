@@ -9,9 +9,11 @@ from lti_proctor.web import (
     errors,
     exam,
     headers,
+    health,
     instructor,
     language,
     lti,
+    observability,
     register,
     webhooks,
     wellknown,
@@ -20,8 +22,9 @@ from lti_proctor.web import (
 
 def register_blueprints(app: Flask) -> None:
     """Attach the error handlers and every blueprint of the tool to app."""
+    observability.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
     language.init_app(app)
-    for module in (lti, wellknown, exam, webhooks, instructor, about, register):
+    for module in (lti, wellknown, exam, webhooks, instructor, about, register, health):
         app.register_blueprint(module.bp)
