@@ -3,11 +3,12 @@
 The LMS's link carries only the opaque reference (`custom: {"exam": "<ref>"}`); the exam URL,
 access code, profile, attempts and window live here, owned by the course they were made in
 (platform + deployment + context), so nothing secret ever rides through a student's browser.
-Domain core: plain values in and out, no Flask, no HTTP.
+Domain core: plain values in and out, no HTTP; Flask only for the key of the access-code seal.
 """
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -15,11 +16,16 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
 from sqlalchemy import ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lti_proctor.dbtypes import UtcDateTime
 from lti_proctor.extensions import db
+from lti_proctor.reasons import Reason
 from lti_proctor.timeutil import utcnow
 
 REF_PREFIX = "ex_"
@@ -27,6 +33,40 @@ TITLE_MAX = 255
 URL_MAX = 2048
 CODE_MAX = 255
 MAX_ATTEMPTS_LIMIT = 20
+
+
+# -- the access code at rest ----------------------------------------------------------------------
+# The one seam for sealing access codes (here and on attempts): `sealed:` + a Fernet token under a
+# key derived from SECRET_KEY with HKDF, the same format as the sealed column type the
+# "hardening" work adds (lti_proctor/crypto.py, LTI_PROCTOR_ENCRYPTION_KEY). When that lands,
+# these two functions become calls into it (or the columns become its SealedText type).
+SEALED_PREFIX = "sealed:"
+_HKDF_INFO = b"lti-proctor sealed columns v1"
+
+
+def _fernet() -> Fernet:
+    material = str(current_app.config["SECRET_KEY"]).encode("utf-8")
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO)
+    return Fernet(base64.urlsafe_b64encode(hkdf.derive(material)))
+
+
+def seal_code(code: str | None) -> str | None:
+    """An access code as stored: encrypted, never the plain text; None stays None."""
+    if not code:
+        return None
+    return SEALED_PREFIX + _fernet().encrypt(code.encode("utf-8")).decode("ascii")
+
+
+def unseal_code(stored: str | None) -> str | None:
+    """The plain access code of a stored value (one stored before sealing is read as it is)."""
+    if not stored:
+        return None
+    if not stored.startswith(SEALED_PREFIX):
+        return stored
+    try:
+        return _fernet().decrypt(stored[len(SEALED_PREFIX) :].encode("ascii")).decode("utf-8")
+    except InvalidToken:
+        raise RuntimeError("an access code cannot be opened: was SECRET_KEY changed?") from None
 
 
 class ExamSettings(db.Model):  # type: ignore[name-defined,misc]
@@ -212,7 +252,7 @@ def update_settings(row: ExamSettings, values: SettingsInput) -> None:
 def _apply(row: ExamSettings, values: SettingsInput) -> None:
     row.title = values.title
     row.exam_url = values.exam_url
-    row.access_code = values.access_code
+    row.access_code = seal_code(values.access_code)
     row.profile = values.profile
     row.max_attempts = values.max_attempts
     row.opens_at, row.closes_at = values.opens_at, values.closes_at
@@ -236,6 +276,109 @@ def get_settings_for(owner: Owner, ref: str) -> ExamSettings | None:
 
 def move_access_code(row: ExamSettings, code: str) -> None:
     """Keep a code that a legacy link carried in its custom parameters on the server instead."""
-    row.access_code = code.strip()[:CODE_MAX] or None
+    row.access_code = seal_code(code.strip()[:CODE_MAX] or None)
     row.updated_at = utcnow()
     db.session.flush()
+
+
+# -- what a launch of an exam link uses --------------------------------------------------------
+
+
+class ExamUnavailableError(Exception):
+    """The launch cannot use this exam; `reason` is a Reason code (launch.exam_not_found, ...)."""
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class ExamPlan:
+    """What a launch of the link starts: the settings row (None for a legacy link) and content."""
+
+    settings: ExamSettings | None
+    exam_url: str | None
+    access_code: str | None
+    profile_name: str | None
+    max_attempts: str | int | None
+
+
+def find_settings_for_launch(
+    owner: Owner, *, ref: str | None, linked_id: int | None
+) -> ExamSettings | None:
+    """The link's settings: its `exam` reference, else those the placement was moved to.
+
+    ExamUnavailableError(launch.exam_not_found) when the reference is not this course's.
+    """
+    if ref:
+        row = get_settings_for(owner, ref)
+        if row is None:
+            raise ExamUnavailableError(Reason.EXAM_NOT_FOUND, "exam reference not in course")
+        return row
+    linked = db.session.get(ExamSettings, linked_id) if linked_id else None
+    if linked is not None and _owned_by(linked, owner):
+        return linked
+    return None
+
+
+def plan_student_launch(
+    owner: Owner,
+    *,
+    ref: str | None,
+    linked_id: int | None,
+    custom: Mapping[str, str],
+    now: datetime,
+) -> ExamPlan:
+    """What a learner's launch starts; ExamUnavailableError when it must not start at all.
+
+    Settings kept in the tool win. A legacy link (custom parameters only) keeps its exam_url,
+    proctoring_profile and max_attempts, but never starts with a custom access_code: students
+    could read it in the launch, so they are asked to tell their instructor instead.
+    """
+    row = find_settings_for_launch(owner, ref=ref, linked_id=linked_id)
+    if row is None:
+        if (custom.get("access_code") or "").strip():
+            raise ExamUnavailableError(Reason.ACCESS_CODE_EXPOSED, "custom access_code")
+        return ExamPlan(
+            None,
+            (custom.get("exam_url") or "").strip() or None,
+            None,
+            custom.get("proctoring_profile"),
+            custom.get("max_attempts"),
+        )
+    if (row.opens_at and now < row.opens_at) or (row.closes_at and now >= row.closes_at):
+        raise ExamUnavailableError(Reason.EXAM_NOT_OPEN, "outside the exam window")
+    return ExamPlan(row, row.exam_url, unseal_code(row.access_code), row.profile, row.max_attempts)
+
+
+def _owned_by(row: ExamSettings, owner: Owner) -> bool:
+    return (row.platform_id, row.deployment_id, row.context_id) == (
+        owner.platform_id,
+        owner.deployment_id,
+        owner.context_id,
+    )
+
+
+def settings_from_legacy(
+    custom: Mapping[str, str], *, title: str, profiles: Collection[str], default_profile: str
+) -> SettingsInput:
+    """A legacy link's custom parameters as settings, to move them into the tool."""
+    profile = (custom.get("proctoring_profile") or "").strip()
+    try:
+        attempts = _max_attempts((custom.get("max_attempts") or "").strip())
+    except ValueError:
+        attempts = 1
+    try:
+        exam_url = _exam_url((custom.get("exam_url") or "").strip())
+    except ValueError:
+        exam_url = None
+    return SettingsInput(
+        title=(title or "Exam")[:TITLE_MAX],
+        exam_url=exam_url,
+        access_code=_access_code((custom.get("access_code") or "").strip()[:CODE_MAX]),
+        profile=profile if profile in profiles else default_profile,
+        max_attempts=attempts,
+        opens_at=None,
+        closes_at=None,
+        review_threshold=None,
+    )

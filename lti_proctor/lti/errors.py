@@ -132,6 +132,30 @@ REASON_TEXT: dict[LaunchReason, ReasonText] = {
         "This exam asks for a proctoring profile this tool does not have.",
         "Ask your instructor or administrator to fix the exam's proctoring_profile setting.",
     ),
+    LaunchReason.EXAM_NOT_FOUND: ReasonText(
+        "This link names an exam that does not belong to this course, or no longer exists.",
+        "Ask your instructor to add the exam to this course again (Add an activity, then "
+        "choose the proctoring tool); a link copied from another course does not work here.",
+        status=404,
+    ),
+    LaunchReason.EXAM_NOT_OPEN: ReasonText(
+        "This exam is not open right now.",
+        "Come back when the exam opens, or ask your instructor about the exam's dates.",
+        status=403,
+    ),
+    LaunchReason.ACCESS_CODE_EXPOSED: ReasonText(
+        "This exam's access code is set in the link itself, where students can read it, so the "
+        "tool does not start it.",
+        "Please tell your instructor: opening the exam link as a teacher shows how to keep the "
+        "code in the tool instead.",
+        status=403,
+    ),
+    LaunchReason.DEEP_LINK_UNSUPPORTED: ReasonText(
+        "The LMS asked to add content that this tool cannot provide here (it adds LTI links "
+        "to proctored exams).",
+        "Add the tool from the LMS's activity chooser or an assignment's external tool "
+        "submission instead. " + _CONFIG,
+    ),
     LaunchReason.INVALID: ReasonText("The launch could not be accepted.", _RETRY + " " + _ADMIN),
 }
 
