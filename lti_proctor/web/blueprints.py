@@ -6,6 +6,7 @@ from flask import Flask
 
 from lti_proctor.web import (
     about,
+    deep_link,
     errors,
     exam,
     instructor,
@@ -21,5 +22,5 @@ def register_blueprints(app: Flask) -> None:
     """Attach the error handlers and every blueprint of the tool to app."""
     errors.init_app(app)
     language.init_app(app)
-    for module in (lti, wellknown, exam, webhooks, instructor, about, register):
+    for module in (lti, wellknown, exam, webhooks, instructor, about, register, deep_link):
         app.register_blueprint(module.bp)

@@ -7,7 +7,7 @@ view, the deep-linking page, or a refusal. A refusal stores nothing.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, make_response, render_template, request
+from flask import Blueprint, current_app, make_response, request
 from flask.typing import ResponseReturnValue
 
 from lti_proctor.attempts.operations import parse_max_attempts
@@ -30,7 +30,7 @@ from lti_proctor.proctoring.types import Profile
 from lti_proctor.reasons import Reason
 from lti_proctor.store import get_store
 from lti_proctor.timeutil import utcnow
-from lti_proctor.web import exam, instructor
+from lti_proctor.web import deep_link, exam, instructor
 from lti_proctor.web.exam_page import origin_of, sdk_language
 from lti_proctor.web.language import use_language
 
@@ -86,12 +86,12 @@ def launch() -> ResponseReturnValue:
 def _respond_to_launch(ctx: LaunchContext) -> ResponseReturnValue:
     """Which page answers a validated launch: the one routing decision of the tool.
 
-    Deep-linking requests have no content-selection step yet; they show the launch's context
-    so an admin can see the registration works.
+    Deep-linking requests get the exam form (web/deep_link.py); resource-link launches go by
+    the role policy.
     """
     use_language(ctx.locale)  # every page of this launch speaks its language (kz/kk: Kazakh)
     if ctx.message_type == MessageType.DEEP_LINKING:
-        return render_template("lti/launched.html", ctx=ctx)
+        return deep_link.respond_to_deep_linking(ctx)
     decision = decide_destination(
         ctx.roles, allow_teaching_assistants=ctx.allow_teaching_assistants
     )
