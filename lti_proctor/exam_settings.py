@@ -9,11 +9,12 @@ Domain core: plain values in and out, no HTTP; Flask only for the key of the acc
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from lti_proctor.dbtypes import UtcDateTime
 from lti_proctor.extensions import db
+from lti_proctor.identity import Exam, link_exam_settings
 from lti_proctor.reasons import Reason
 from lti_proctor.timeutil import utcnow
 
@@ -382,3 +384,87 @@ def settings_from_legacy(
         closes_at=None,
         review_threshold=None,
     )
+
+
+# -- legacy links carrying an access code -------------------------------------------------------
+LEGACY_KEY = "legacy-link:"
+LEGACY_TTL_S = 3600  # as long as the instructor pages' token; every instructor launch renews it
+LEGACY_PARAMS = ("exam_url", "access_code", "proctoring_profile", "max_attempts")
+
+
+class KeyValueStore(Protocol):
+    """The part of the shared store the legacy-link note uses."""
+
+    def get(self, key: str) -> str | None: ...
+    def set(self, key: str, value: str, ttl_s: float) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+def remember_legacy_link(store: KeyValueStore, exam_id: int, custom: Mapping[str, str]) -> None:
+    """Note a legacy link's custom parameters (code sealed) so "move it into the tool" can."""
+    kept = {k: str(custom[k]) for k in LEGACY_PARAMS if custom.get(k)}
+    kept["access_code"] = seal_code(kept.get("access_code")) or ""
+    store.set(LEGACY_KEY + str(exam_id), json.dumps(kept), LEGACY_TTL_S)
+
+
+def get_legacy_link(store: KeyValueStore, exam_id: int) -> dict[str, str] | None:
+    """The legacy custom parameters an instructor launch noted (code unsealed), or None."""
+    raw = store.get(LEGACY_KEY + str(exam_id))
+    if not raw:
+        return None
+    kept: dict[str, str] = json.loads(raw)
+    kept["access_code"] = unseal_code(kept.get("access_code")) or ""
+    return kept
+
+
+def forget_legacy_link(store: KeyValueStore, exam_id: int) -> None:
+    """Drop the note once the code lives in the tool."""
+    store.delete(LEGACY_KEY + str(exam_id))
+
+
+# -- the instructor's Settings tab --------------------------------------------------------------
+
+
+def owner_of(exam: Exam) -> Owner:
+    """The course a placement belongs to."""
+    return Owner(exam.platform_id, exam.deployment_id, exam.context_id or "")
+
+
+def get_exam_settings(exam: Exam) -> ExamSettings | None:
+    """The settings the placement uses, if they are kept in the tool (and still its course's)."""
+    row = db.session.get(ExamSettings, exam.settings_id) if exam.settings_id else None
+    return row if row is not None and _owned_by(row, owner_of(exam)) else None
+
+
+def save_exam_settings(
+    exam: Exam, values: SettingsInput, *, created_by: str | None, now: datetime
+) -> ExamSettings:
+    """Change the placement's settings (or keep new ones for a legacy link) for next attempts."""
+    row = get_exam_settings(exam)
+    if row is None:
+        row = create_settings(owner_of(exam), values, created_by=created_by)
+        link_exam_settings(exam, row.id, now=now)
+    else:
+        update_settings(row, values)
+    return row
+
+
+def settings_form_values(row: ExamSettings | None, *, title: str) -> dict[str, str]:
+    """The Settings tab's form, filled from the stored settings (the code only behind Show)."""
+    if row is None:
+        return {"title": title}
+    return {
+        "title": row.title,
+        "exam_url": row.exam_url or "",
+        "access_code": unseal_code(row.access_code) or "",
+        "profile": row.profile,
+        "max_attempts": str(row.max_attempts),
+        "opens_at": _local(row.opens_at),
+        "closes_at": _local(row.closes_at),
+        "review_threshold": "" if row.review_threshold is None else f"{row.review_threshold:g}",
+    }
+
+
+def _local(moment: datetime | None) -> str:
+    """A UTC moment as a datetime-local input's value."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if moment else ""

@@ -12,6 +12,7 @@ the LMS's answer.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -19,7 +20,7 @@ from flask import current_app
 from lti_proctor.attempts.grading import MIN_STEP, status_time
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.reports import as_attempt_report, get_report
-from lti_proctor.attempts.review import AttemptReview
+from lti_proctor.attempts.review import AttemptReview, find_reviews
 from lti_proctor.attempts.states import AttemptStatus
 from lti_proctor.exam_settings import ExamSettings
 from lti_proctor.extensions import db
@@ -157,7 +158,7 @@ def gradebook_score(
         times[state.value] = attempt.state_changed_at
     timestamp = status_time(state.value, times)
     if review is not None:
-        timestamp = max(review.created_at, timestamp + MIN_STEP)
+        timestamp = review_time(review, after=timestamp)
     return score_for(
         state.value,
         report=report,
@@ -168,6 +169,17 @@ def gradebook_score(
         review_threshold=_exam_threshold(attempt),
         language=attempt.language,
     )
+
+
+def review_time(review: AttemptReview, *, after: datetime) -> datetime:
+    """The status time of a decision: its own, lifted to >= 1 s past the report and every
+    earlier decision (Moodle keeps whole seconds and drops an equal one)."""
+    moment = after
+    for row in find_reviews(review.attempt_id):
+        moment = max(row.created_at, moment + MIN_STEP)
+        if row.id == review.id:
+            break
+    return moment
 
 
 def _exam_threshold(attempt: Attempt) -> float | None:

@@ -10,6 +10,7 @@ from lti_proctor.web import (
     errors,
     exam,
     instructor,
+    instructor_settings,
     language,
     lti,
     register,
@@ -22,5 +23,15 @@ def register_blueprints(app: Flask) -> None:
     """Attach the error handlers and every blueprint of the tool to app."""
     errors.init_app(app)
     language.init_app(app)
-    for module in (lti, wellknown, exam, webhooks, instructor, about, register, deep_link):
+    for module in (
+        lti,
+        wellknown,
+        exam,
+        webhooks,
+        instructor,
+        instructor_settings,
+        about,
+        register,
+        deep_link,
+    ):
         app.register_blueprint(module.bp)
