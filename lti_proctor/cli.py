@@ -17,6 +17,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from lti_proctor.crypto import SealError, reseal_all
+from lti_proctor.exam_settings import reseal_access_codes
 from lti_proctor.extensions import db
 from lti_proctor.lti import keys as tool_keys
 from lti_proctor.lti.platforms import (
@@ -351,6 +352,7 @@ def keys_rotate_encryption() -> None:
     ENCRYPTION_KEY; set the previous key in ENCRYPTION_KEY_OLD first."""
     try:
         counts = reseal_all()
+        counts["access codes"] = reseal_access_codes()  # kept as sealed text, sealed by hand
     except SealError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc

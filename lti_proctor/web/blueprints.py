@@ -6,11 +6,13 @@ from flask import Flask
 
 from lti_proctor.web import (
     about,
+    deep_link,
     errors,
     exam,
     headers,
     health,
     instructor,
+    instructor_settings,
     language,
     lti,
     observability,
@@ -26,5 +28,16 @@ def register_blueprints(app: Flask) -> None:
     errors.init_app(app)
     headers.init_app(app)
     language.init_app(app)
-    for module in (lti, wellknown, exam, webhooks, instructor, about, register, health):
+    for module in (
+        lti,
+        wellknown,
+        exam,
+        webhooks,
+        instructor,
+        instructor_settings,
+        about,
+        register,
+        deep_link,
+        health,
+    ):
         app.register_blueprint(module.bp)
