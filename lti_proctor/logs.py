@@ -171,6 +171,8 @@ def configure_logging(log_format: str, level: str) -> logging.Handler:
     handler.stream = sys.stderr
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root.setLevel(numeric)
+    # Alembic narrates every schema check at INFO ("Context impl ..."): only its warnings count.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
     return handler
 
 

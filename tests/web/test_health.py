@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import JobStatus, OutboxJob
 from lti_proctor.jobs.outbox import enqueue
-from tests.factories_attempts import ACCESS_CODE, EXAM_URL, PROCTOR_CONFIG, fake_service
+from tests.factories_attempts import EXAM_URL, PROCTOR_CONFIG, fake_service
 from tests.launches import LaunchBuilder
 
 UNREACHABLE_PG = "postgresql+psycopg://root:pw-never-shown@127.0.0.1:1/nowhere"
@@ -135,7 +135,7 @@ def test_metrics_count_a_launch_its_latency_and_its_service_call(
     seconds_before = sample("lti_proctor_launch_seconds_count")
     calls_before = sample("lti_proctor_service_call_seconds_count", operation="session_upsert")
 
-    custom = {"exam_url": EXAM_URL, "access_code": ACCESS_CODE}
+    custom = {"exam_url": EXAM_URL}  # a legacy link: the access code is never in it
     resp = LaunchBuilder(app, client, http).launch(overrides={"custom": custom})
     assert resp.status_code == 200
 
