@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,12 +56,16 @@ class SandboxLms:
         self.site = site
         self.tool_login_url = tool_login_url
         self.redirect_uris = redirect_uris
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = _kid(site.family)
         self._hint_secret = secrets.token_bytes(32)
         self.course, self.users, self.links = seed(site.family)
         self._pending: dict[str, PendingLaunch] = {}
         self._lock = threading.Lock()
+
+    @cached_property
+    def key(self) -> rsa.RSAPrivateKey:
+        """The platform's signing key, made on first use (a gradebook-only LMS never signs)."""
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     @property
     def family(self) -> str:
