@@ -7,13 +7,10 @@ is skipped with a reason that says so.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,65 +22,15 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from lti_proctor import create_app
 from lti_proctor.extensions import db
-from lti_proctor.schema import upgrade_database
+from tests.constants import PG_URL, REDIS_URL, TOOL_URL
+from tests.services import (
+    migrate,
+    pg_available,
+    private_pg_schema,
+    redis_available,
+)
 
-PG_URL = os.environ.get("LTI_PROCTOR_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("LTI_PROCTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-TOOL_URL = "https://tool.example.com"
 LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|localhost)(:\d+)?/")
-
-
-@cache
-def pg_available() -> bool:
-    """True when the test PostgreSQL answers within two seconds."""
-    try:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 2})
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-        engine.dispose()
-    except Exception:
-        return False
-    return True
-
-
-@cache
-def redis_available() -> bool:
-    """True when the test Redis answers within two seconds."""
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except Exception:
-        return False
-
-
-PG_SKIP_REASON = f"PostgreSQL not reachable at {PG_URL}: PostgreSQL run skipped"
-
-
-def migrate(url: str) -> None:
-    """Bring the database at url to the code's revision, as `lti-proctor db upgrade` does."""
-    engine = sa.create_engine(url)
-    try:
-        upgrade_database(engine)
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def private_pg_schema(prefix: str) -> Iterator[str]:
-    """A URL whose search_path is a new, empty PostgreSQL schema, dropped afterwards."""
-    if not pg_available():
-        pytest.skip(PG_SKIP_REASON)
-    schema = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    engine = sa.create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,71 @@
+"""The machine's test PostgreSQL and Redis: whether they answer, private schemas, migrating a URL.
+
+Plain helpers (no fixtures) that tests/conftest.py and the schema and store tests share.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+import pytest
+import sqlalchemy as sa
+
+from lti_proctor.schema import upgrade_database
+from tests.constants import PG_URL, REDIS_URL
+
+
+@cache
+def pg_available() -> bool:
+    """True when the test PostgreSQL answers within two seconds."""
+    try:
+        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 2})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+    except Exception:
+        return False
+    return True
+
+
+@cache
+def redis_available() -> bool:
+    """True when the test Redis answers within two seconds."""
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
+    except Exception:
+        return False
+
+
+PG_SKIP_REASON = f"PostgreSQL not reachable at {PG_URL}: PostgreSQL run skipped"
+
+
+def migrate(url: str) -> None:
+    """Bring the database at url to the code's revision, as `lti-proctor db upgrade` does."""
+    engine = sa.create_engine(url)
+    try:
+        upgrade_database(engine)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def private_pg_schema(prefix: str) -> Iterator[str]:
+    """A URL whose search_path is a new, empty PostgreSQL schema, dropped afterwards."""
+    if not pg_available():
+        pytest.skip(PG_SKIP_REASON)
+    schema = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
