@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import responses
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
@@ -60,11 +62,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def first_key_pem() -> str:
+    """One tool key for the session: each test app starts with it instead of generating its own
+    2048-bit key (the slowest step of create_app); rotation still makes new keys."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem.decode("ascii")
+
+
 @pytest.fixture
-def app_config(db_url: str, tmp_path: Path) -> dict[str, Any]:
+def app_config(db_url: str, tmp_path: Path, first_key_pem: str) -> dict[str, Any]:
     """Overrides every test app gets; tests may add to it before asking for `app`."""
     config: dict[str, Any] = {
         "TESTING": True,
+        "LTI_FIRST_KEY_PEM": first_key_pem,
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "SQLALCHEMY_DATABASE_URI": db_url,
         "SECRET_KEY": "test-secret-key",
