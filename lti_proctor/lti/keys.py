@@ -11,6 +11,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -139,8 +140,10 @@ def ensure_current_key(*, now: datetime, first_key_pem: str | None = None) -> To
     return _new_current_key(now, _first_key(first_key_pem) if first_key_pem else None)
 
 
+@lru_cache(maxsize=4)
 def _first_key(pem: str) -> rsa.RSAPrivateKey:
-    """The RSA private key of LTI_FIRST_KEY_PEM; a ValueError naming the setting otherwise."""
+    """The RSA private key of LTI_FIRST_KEY_PEM, parsed once per process (parsing checks the key,
+    which costs as much as the rest of an app's start); a ValueError naming the setting."""
     try:
         key = load_pem_private_key(pem.encode("ascii"), password=None)
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
