@@ -13,7 +13,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,12 +59,16 @@ class SandboxLms:
         self._hint_secret = secrets.token_bytes(32)
         self.course, self.users, self.links = seed(site.family)
         self._pending: dict[str, PendingLaunch] = {}
+        self._key: rsa.RSAPrivateKey | None = None
         self._lock = threading.Lock()
 
-    @cached_property
+    @property
     def key(self) -> rsa.RSAPrivateKey:
         """The platform's signing key, made on first use (a gradebook-only LMS never signs)."""
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        with self._lock:  # one key even when two requests ask first at once
+            if self._key is None:
+                self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._key
 
     @property
     def family(self) -> str:
