@@ -10,7 +10,7 @@ from flask import Flask
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the tool's Flask app from defaults, instance config, environment and overrides."""
-    from lti_proctor import config, logs, schema, store
+    from lti_proctor import config, crypto, logs, schema, store
     from lti_proctor.cli import register_cli
     from lti_proctor.extensions import db
     from lti_proctor.jobs import worker
@@ -26,6 +26,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     check_production(app.config)
     logs.init_app(app)
     schema.import_models()
+    crypto.init_app(app)  # before anything reads or writes a sealed column
     db.init_app(app)
     schema.init_app(app)  # upgrades (AUTO_MIGRATE) or refuses a database that is behind
     store.init_app(app)

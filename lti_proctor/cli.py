@@ -14,6 +14,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from lti_proctor.crypto import SealError, reseal_all
 from lti_proctor.extensions import db
 from lti_proctor.lti import keys as tool_keys
 from lti_proctor.lti.platforms import (
@@ -282,6 +283,23 @@ def keys_prune() -> None:
     for kid in gone:
         click.echo(f"Dropped {kid}.")
     click.secho(f"Dropped {len(gone)} expired key(s).", fg="green")
+
+
+@keys_group.command("rotate-encryption")
+def keys_rotate_encryption() -> None:
+    """Re-seal every sealed column (tool keys, webhook secrets, SDK tokens) under the current
+    ENCRYPTION_KEY; set the previous key in ENCRYPTION_KEY_OLD first."""
+    try:
+        counts = reseal_all()
+    except SealError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    for table, count in counts.items():
+        click.echo(f"{table}: {count} row(s) re-sealed.")
+    click.secho(
+        "Every sealed value now opens with the current key; ENCRYPTION_KEY_OLD may go.", fg="green"
+    )
 
 
 # --- worker and jobs: the outbox ----------------------------------------------------------------

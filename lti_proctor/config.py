@@ -28,6 +28,11 @@ class Defaults:
     # None -> on with SQLite (the embedded default upgrades itself), off with PostgreSQL, where
     # `lti-proctor db upgrade` applies the migrations once and a start behind them is refused.
     AUTO_MIGRATE: bool | None = None
+    # Seals tool private keys, webhook secrets and SDK tokens at rest (crypto.py): a Fernet key
+    # or any passphrase; None -> derived from SECRET_KEY. OLD: earlier keys, comma-separated,
+    # still accepted for reading until `lti-proctor keys rotate-encryption` has run.
+    ENCRYPTION_KEY: str | None = None
+    ENCRYPTION_KEY_OLD: str | None = None
     PRODUCTION = False
 
     # Cookies: LTI pages live in LMS iframes, so cookies must be SameSite=None; Secure.
@@ -39,6 +44,10 @@ class Defaults:
     LTI_STATE_TTL_S = 900
     LTI_JWKS_CACHE_S = 3600  # platform key sets are refetched after this, or on an unknown kid
     LTI_HTTP_TIMEOUT_S = 5.0
+    # Registrations and deployments are cached per process this long (0: off); a change made
+    # anywhere reaches every process within LTI_REGISTRATION_CACHE_CHECK_S (shared-store version).
+    LTI_REGISTRATION_CACHE_S = 30.0
+    LTI_REGISTRATION_CACHE_CHECK_S = 1.0
     LTI_KEY_GRACE_DAYS = 7  # a rotated-out tool key stays published this long
     LTI_FIRST_KEY_PEM: str | None = None  # None -> the first tool key is generated
     LTI_REGISTER_MAX_BYTES = 262144  # largest platform configuration / registration answer read
@@ -71,6 +80,9 @@ class Defaults:
     OUTBOX_EMBEDDED_WORKER: bool | None = None
     OUTBOX_EMBEDDED_WORKER_IN_TESTS = False  # under TESTING the thread starts only if this is on
     OUTBOX_MAX_DELAY_S = 3600  # backoff never waits longer (unless the LMS asks, Retry-After)
+    # A retryable job (LMS or service down) keeps trying past OUTBOX_MAX_ATTEMPTS until it is
+    # this old: an outage over a weekend drains once the LMS is back, instead of dying in an hour.
+    OUTBOX_RETRY_HORIZON_S = 3 * 24 * 3600
     OUTBOX_POLL_INTERVAL_S = 1.0  # an idle worker looks for due jobs this often
     ATTEMPTS_RECONCILE_INTERVAL_S = 900  # the attempts.reconcile job runs again after this
 
@@ -166,7 +178,11 @@ def _derive(app: Flask) -> None:
     insecure = cfg["DEV_INSECURE_COOKIES"]
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax" if insecure else "None"
     cfg["SESSION_COOKIE_SECURE"] = not insecure
-    cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    engine_options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    engine_options.setdefault("pool_pre_ping", True)
+    # SQL errors must never carry the values (tokens, access codes) into a log or a page.
+    engine_options["hide_parameters"] = True
+    cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
 
 
 def _instance_secret(path: Path) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import DateTime, Dialect, TypeDecorator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 
 from lti_proctor.extensions import db
 
@@ -60,3 +61,38 @@ def insert_if_absent(model: Any, values: Mapping[str, Any], *, unique_on: list[s
     except IntegrityError:
         return False
     return True
+
+
+def insert_returning(model: Any, values: Mapping[str, Any], *, unique_on: list[str]) -> Any:
+    """Insert one row unless its unique key exists: the new row, persistent in the session, or None.
+
+    Like insert_if_absent, safe when transactions race; the row comes back from RETURNING, so
+    the caller holds it without reading it again.
+    """
+    dialect = db.session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return (
+            db.session.get(model, _pk(model, values))
+            if insert_if_absent(model, values, unique_on=unique_on)
+            else None
+        )
+    table = model.__table__
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        make(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=unique_on)
+        .returning(*table.columns)
+    )
+    row = db.session.execute(stmt).first()
+    if row is None:
+        return None
+    obj = model(**{col.key: row._mapping[col] for col in table.columns})
+    make_transient_to_detached(obj)  # every column is loaded: nothing is read back later
+    db.session.add(obj)
+    return obj
+
+
+def _pk(model: Any, values: Mapping[str, Any]) -> Any:
+    keys = [col.key for col in model.__table__.primary_key.columns]
+    return values[keys[0]] if len(keys) == 1 else tuple(values[k] for k in keys)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import JSON, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lti_proctor.dbtypes import UtcDateTime, insert_if_absent
+from lti_proctor.dbtypes import UtcDateTime, insert_returning
 from lti_proctor.extensions import db
 from lti_proctor.timeutil import utcnow
 
@@ -36,7 +36,7 @@ class GradebookClaim(Protocol):
 
 
 class LaunchFacts(Protocol):
-    """What the rows here are synced from: a validated launch (lti.launch.LaunchContext is one).
+    """What the rows here are synced from: a validated launch (lti.context.LaunchContext is one).
 
     A protocol rather than an import, so identity stays below the LTI protocol code.
     """
@@ -148,7 +148,7 @@ def sync_exam_from_launch(ctx: LaunchFacts, *, now: datetime) -> Exam:
     if not ctx.resource_link_id:
         raise ValueError("a resource link launch without resource_link.id has no exam")
     external_id = assignment_external_id(ctx.issuer, ctx.deployment_id, ctx.resource_link_id)
-    exam: Exam = _get_or_insert(
+    exam: Exam = _sync_row(
         Exam,
         {
             "platform_id": ctx.platform_id,
@@ -156,9 +156,9 @@ def sync_exam_from_launch(ctx: LaunchFacts, *, now: datetime) -> Exam:
             "resource_link_id": ctx.resource_link_id,
             "external_id": external_id,
         },
+        _exam_fields(ctx),
         now=now,
     )
-    _update(exam, _exam_fields(ctx), now=now)
     return exam
 
 
@@ -183,14 +183,10 @@ def _exam_fields(ctx: LaunchFacts) -> dict[str, Any]:
 def sync_learner_from_launch(ctx: LaunchFacts, *, now: datetime) -> Learner:
     """Find or create the launching user and store the name and email the platform shared now."""
     external_id = student_external_id(ctx.issuer, ctx.user_sub)
-    learner: Learner = _get_or_insert(
+    # What the platform shares now wins: a privacy setting turned on later must clear old values.
+    learner: Learner = _sync_row(
         Learner,
         {"platform_id": ctx.platform_id, "sub": ctx.user_sub, "external_id": external_id},
-        now=now,
-    )
-    # What the platform shares now wins: a privacy setting turned on later must clear old values.
-    _update(
-        learner,
         {
             "name": _cut(ctx.user_name),
             "given_name": _cut(ctx.given_name),
@@ -206,15 +202,23 @@ def _get_by_external_id(model: Any, external_id: str) -> Any:
     return db.session.scalar(select(model).where(model.external_id == external_id))
 
 
-def _get_or_insert(model: Any, values: Mapping[str, Any], *, now: datetime) -> Any:
-    """The row with values' external_id, inserted first if absent (safe under concurrency)."""
-    row = _get_by_external_id(model, values["external_id"])
+def _sync_row(
+    model: Any, key: Mapping[str, Any], fields: Mapping[str, Any], *, now: datetime
+) -> Any:
+    """The row with key's external_id holding fields: read once, written only when it changes.
+
+    A new row is inserted with its fields in one statement and comes back from it; when a
+    concurrent launch inserted it first, that row is read and updated like any other.
+    """
+    row = _get_by_external_id(model, key["external_id"])
     if row is None:
-        insert_if_absent(
-            model, {**values, "created_at": now, "updated_at": now}, unique_on=["external_id"]
-        )
-        row = _get_by_external_id(model, values["external_id"])
-    assert row is not None  # inserted above, or by the transaction we waited for
+        values = {**key, **fields, "created_at": now, "updated_at": now}
+        row = insert_returning(model, values, unique_on=["external_id"])
+        if row is not None:
+            return row
+        row = _get_by_external_id(model, key["external_id"])
+    assert row is not None  # inserted by the transaction we waited for
+    _update(row, fields, now=now)
     return row
 
 

@@ -14,8 +14,10 @@ from flask import Flask
 
 # Access-log loggers of the servers we run under (werkzeug: serve/demo; gunicorn in production).
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
+# lti_message_hint: Canvas sends a signed JWT there, good for a login while it lives.
 _QUERY_SECRET = re.compile(
-    r"([?&](?:sig|api_token|token|id_token|invite|registration_token)=)[^&\s\"']+"
+    r"([?&](?:sig|api_token|token|id_token|invite|registration_token|lti_message_hint)=)"
+    r"[^&\s\"']+"
 )
 _PATH_TOKEN = re.compile(r"(/(?:exam/open|instructor)/)[^/\s\"'?]+")
 REDACTED = "[redacted]"

@@ -41,6 +41,7 @@ class Reason(StrEnum):
     PROFILE_UNKNOWN = "launch.profile_unknown"
     PROCTOR_UNAVAILABLE = "proctor.unavailable"
     PROCTOR_REJECTED = "proctor.rejected"
+    TOOL_UNAVAILABLE = "tool.unavailable"  # our database or Redis is unreachable
     # The exam page, its links and its API.
     EXAM_RETRY_EXPIRED = "exam.retry_expired"
     EXAM_LINK_EXPIRED = "exam.link_expired"

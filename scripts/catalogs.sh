@@ -6,13 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYBABEL=${PYBABEL:-.venv/bin/pybabel}
-"$PYBABEL" extract -F babel.cfg -k N_ -k gettext -k ngettext:1,2 --no-location --sort-output \
+"$PYBABEL" extract -F babel.cfg -k N_ -k gettext -k ngettext:1,2 --no-location --sort-output --width 100 \
   --project lti-proctor --omit-header -o lti_proctor/translations/messages.pot .
 for lang in ru kk; do
   po="lti_proctor/translations/$lang/LC_MESSAGES/messages.po"
   if [ -f "$po" ]; then
     "$PYBABEL" update -i lti_proctor/translations/messages.pot -d lti_proctor/translations \
-      -l "$lang" --no-fuzzy-matching --ignore-obsolete
+      -l "$lang" --no-fuzzy-matching --ignore-obsolete --width 100
   else
     "$PYBABEL" init -i lti_proctor/translations/messages.pot -d lti_proctor/translations -l "$lang"
   fi

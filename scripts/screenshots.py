@@ -1,8 +1,12 @@
 """Screenshots of the tool's pages in English, Russian and Kazakh, at desktop width and 375 px.
 
-Runs the demo on free ports, opens the root page, the launch URL, the student's exam page and
-the instructor view through the sandbox LMS with each locale, and writes PNGs to
-screenshots/ (git-ignored). Needs Debian's chromium and the dev extra (Playwright):
+Runs the demo on free ports (a fresh one per language, so each student starts a new attempt) and
+drives Chromium through what a person sees: the root page and a direct GET of the launch URL,
+the sandbox course page, the student's exam page before and after the start, the finish
+question, and the instructor's attempt list and attempt detail. The sandbox LMS sends the
+browser's language as the launch locale, as Moodle and Canvas send the user's. PNGs go to
+screenshots/ (git-ignored) as <page>-<lang>-<desktop|phone>.png. Needs Debian's chromium and the
+dev extra (Playwright); it never downloads a browser:
 
     .venv/bin/python scripts/screenshots.py [OUT_DIR]
 """
@@ -14,12 +18,81 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
-from lti_proctor.demo import start_demo
+from lti_proctor.demo import RunningDemo, start_demo
 
 WIDTHS = {"desktop": 1280, "phone": 375}
-LOCALES = {"en": "en", "ru": "ru-RU", "kk": "kk-KZ"}
+HEIGHT = 900
+LOCALES = {"en": "en-US", "ru": "ru-RU", "kk": "kk-KZ"}
+WAIT_MS = 15_000
+
+
+class Shooter:
+    """Writes each page at every width: <name>-<lang>-<label>.png in out."""
+
+    def __init__(self, out: Path, lang: str) -> None:
+        self.out, self.lang, self.written = out, lang, 0
+
+    def shoot(self, page: Page, name: str) -> None:
+        """The page as it is now, at each width (the page is left at desktop width)."""
+        for label, width in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": HEIGHT})
+            page.wait_for_timeout(150)  # let the layout settle after the resize
+            page.screenshot(path=self.out / f"{name}-{self.lang}-{label}.png", full_page=True)
+            self.written += 1
+        page.set_viewport_size({"width": WIDTHS["desktop"], "height": HEIGHT})
+
+
+def student_pages(demo: RunningDemo, page: Page, shots: Shooter) -> None:
+    """The exam page: ready to start, in progress with the quiz, the finish question, finished."""
+    page.goto(demo.urls.lms + "/launch/final/student")
+    page.wait_for_selector("#exam-start", state="visible", timeout=WAIT_MS)
+    shots.shoot(page, "exam-before-start")
+    page.click("#exam-start")
+    page.wait_for_selector("#exam-app[data-exam-state='in_progress']", timeout=WAIT_MS)
+    page.wait_for_selector(".question-wrapper iframe", timeout=WAIT_MS)
+    shots.shoot(page, "exam-in-progress")
+    page.click("#exam-submit")
+    page.wait_for_selector("#exam-confirm[open]", timeout=WAIT_MS)
+    shots.shoot(page, "exam-finish-question")
+    page.click("#exam-confirm-yes")
+    page.wait_for_selector("#exam-app[data-exam-state='finished']", timeout=WAIT_MS)
+    shots.shoot(page, "exam-finished")
+
+
+def instructor_pages(demo: RunningDemo, page: Page, shots: Shooter) -> None:
+    """The attempt list and the first attempt's detail (its report, once the worker has it)."""
+    page.wait_for_timeout(2_000)  # the embedded worker fetches the report right after the finish
+    page.goto(demo.urls.lms + "/launch/final/instructor")
+    page.wait_for_selector("table.attempts", timeout=WAIT_MS)
+    shots.shoot(page, "instructor-list")
+    page.click("table.attempts tbody tr a")
+    page.wait_for_load_state()
+    shots.shoot(page, "instructor-detail")
+
+
+def one_language(browser: Browser, out: Path, lang: str) -> int:
+    """Every page in one language, against a demo of its own; returns how many PNGs it wrote."""
+    shots = Shooter(out, lang)
+    instance = {"INSTANCE_PATH": tempfile.mkdtemp(prefix=f"lti-proctor-shots-{lang}-")}
+    with start_demo(port_base=0, overrides=instance) as demo:
+        context = browser.new_context(
+            viewport={"width": WIDTHS["desktop"], "height": HEIGHT}, locale=LOCALES[lang]
+        )
+        page = context.new_page()
+        for name, url in (
+            ("root", demo.urls.tool + "/"),
+            ("launch-get", demo.urls.tool + "/lti/launch"),
+        ):
+            page.goto(url)
+            shots.shoot(page, name)
+        page.goto(demo.urls.lms + "/")
+        shots.shoot(page, "lms")
+        student_pages(demo, page, shots)
+        instructor_pages(demo, page, shots)
+        context.close()
+    return shots.written
 
 
 def main() -> None:
@@ -29,23 +102,11 @@ def main() -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise SystemExit("no Chromium: apt-get install chromium")
-    instance = {"INSTANCE_PATH": tempfile.mkdtemp(prefix="lti-proctor-shots-")}
-    with start_demo(port_base=0, overrides=instance) as demo, sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        for lang, locale in LOCALES.items():
-            for label, width in WIDTHS.items():
-                context = browser.new_context(
-                    viewport={"width": width, "height": 900}, locale=locale
-                )
-                page = context.new_page()
-                for name, url in (("root", "/"), ("launch-get", "/lti/launch")):
-                    page.goto(demo.urls.tool + url)
-                    page.screenshot(path=out / f"{name}-{lang}-{label}.png", full_page=True)
-                page.goto(demo.urls.lms + "/")
-                page.screenshot(path=out / f"lms-{lang}-{label}.png", full_page=True)
-                context.close()
+        written = sum(one_language(browser, out, lang) for lang in LOCALES)
         browser.close()
-    print(f"screenshots in {out}/")
+    print(f"{written} screenshots in {out}/")
 
 
 if __name__ == "__main__":

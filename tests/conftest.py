@@ -7,6 +7,7 @@ is skipped with a reason that says so.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import uuid
@@ -129,6 +130,26 @@ def http() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_passthru(LOOPBACK)
         yield mock
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_logs(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """Fail any test whose log output holds a key, token, access code or secret.
+
+    The tool's loggers are captured from INFO, the level a production deployment logs at.
+    """
+    caplog.set_level(logging.INFO, logger="lti_proctor")
+    yield
+    if request.node.get_closest_marker("secrets_in_logs"):
+        return  # a test that feeds secrets to a logger on purpose, to check their redaction
+    from tests.secret_scan import find_secrets, record_text
+
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    hits = find_secrets(record_text(records))
+    if hits:
+        pytest.fail("secrets in the log output:\n" + "\n".join(hits[:10]), pytrace=False)
 
 
 @pytest.fixture

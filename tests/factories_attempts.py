@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from lti_proctor.attempts import operations
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.identity import Exam, Learner, sync_exam_from_launch, sync_learner_from_launch
-from lti_proctor.lti.launch import AgsEndpoint, LaunchContext
+from lti_proctor.lti.context import AgsEndpoint, LaunchContext
 from lti_proctor.lti.registrations import Platform
 from lti_proctor.lti.roles import Role
 from lti_proctor.proctoring.types import Profile

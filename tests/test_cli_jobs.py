@@ -18,7 +18,12 @@ from lti_proctor.proctoring.errors import ProviderUnavailableError
 
 @pytest.fixture
 def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
-    app_config.update(OUTBOX_MAX_ATTEMPTS=2, OUTBOX_BASE_DELAY_S=0, OUTBOX_POLL_INTERVAL_S=0.02)
+    app_config.update(
+        OUTBOX_MAX_ATTEMPTS=2,
+        OUTBOX_BASE_DELAY_S=0,
+        OUTBOX_POLL_INTERVAL_S=0.02,
+        OUTBOX_RETRY_HORIZON_S=0,  # these jobs die after their attempts, not days later
+    )
     return app_config
 
 

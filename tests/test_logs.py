@@ -18,6 +18,10 @@ from lti_proctor.logs import redact
         ('"GET /report?api_token=key-123 HTTP/1.1" 200 -', "key-123"),
         ('"GET /lti/register?invite=InV1te-T0k HTTP/1.1" 403 -', "InV1te-T0k"),
         ('"GET /lti/register?invite=a&registration_token=eyJreg.x.y HTTP/1.1" 200', "eyJreg.x.y"),
+        (
+            '"GET /api/lti/authorize?login_hint=3&lti_message_hint=eyJh.eyJ2.c2ln HTTP/1.1" 302',
+            "eyJh.eyJ2.c2ln",
+        ),
     ],
 )
 def test_access_log_line_loses_its_credential(line: str, secret: str) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lti_proctor.attempts.states import AttemptStatus
+from lti_proctor.crypto import SealedText
 from lti_proctor.dbtypes import UtcDateTime
 from lti_proctor.extensions import db
 from lti_proctor.timeutil import utcnow
@@ -37,9 +38,10 @@ class Attempt(db.Model):  # type: ignore[name-defined,misc]
     state: Mapped[str] = mapped_column(String(16), default=AttemptStatus.CREATED.value)
     profile_name: Mapped[str] = mapped_column(String(64))
     start_proof: Mapped[str] = mapped_column(String(16), default="webhook")  # the profile's, frozen
-    webhook_secret: Mapped[str] = mapped_column(String(128))
+    # Sealed at rest (crypto.py): both are credentials for this attempt.
+    webhook_secret: Mapped[str] = mapped_column(SealedText)
 
-    token: Mapped[str | None] = mapped_column(Text)  # the SDK's external_session.token
+    token: Mapped[str | None] = mapped_column(SealedText)  # the SDK's external_session.token
     token_refreshed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     report_url: Mapped[str | None] = mapped_column(String(2048))  # instructors only
     session_url: Mapped[str | None] = mapped_column(String(2048))

@@ -15,14 +15,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import case, delete, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from lti_proctor.attempts.models import Attempt, WebhookEvent
 from lti_proctor.attempts.states import OPEN, USED, AttemptStatus
 from lti_proctor.attempts.transitions import advance
-from lti_proctor.dbtypes import insert_if_absent
+from lti_proctor.dbtypes import insert_if_absent, insert_returning
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner
 from lti_proctor.jobs.outbox import enqueue
@@ -124,21 +125,51 @@ def begin_start(
 def complete_start(pending: PendingStart, result: SessionResult, *, now: datetime) -> Attempt:
     """Phase 3: keep the service's fresh token and the launch's exam content; the attempt.
 
-    The attempt is read again by id. When it is gone, a concurrent launch whose upsert failed
-    removed it; that is the service's failure too, so ProviderUnavailableError is raised.
+    One UPDATE ... RETURNING writes the attempt and brings its current row back, so it is never
+    read again: the profile is taken only while the row is still created (a start webhook may
+    have come meanwhile). When the row is gone, a concurrent launch whose upsert failed removed
+    it; that is the service's failure too, so ProviderUnavailableError is raised.
     """
     if pending.session is None:
         raise ValueError("a finished start has no session to complete")
-    attempt = get_attempt(pending.session.attempt_id)
-    if attempt is None:
+    table = Attempt.__table__
+    profile, created = pending.session.profile, table.c.state == AttemptStatus.CREATED.value
+    values: dict[str, Any] = {
+        "exam_url": pending.exam_url or None,
+        "access_code": pending.access_code or None,
+        "profile_name": case((created, profile.name), else_=table.c.profile_name),
+        "start_proof": case((created, profile.start_proof), else_=table.c.start_proof),
+        "token": result.token,
+        "token_refreshed_at": now,
+        "session_response": dict(result.raw),
+    }
+    for column, value in (
+        ("report_url", result.report_url),
+        ("session_url", result.session_url),
+        ("service_session_id", result.session_id),
+    ):
+        if value:  # an answer without it keeps what we knew
+            values[column] = value
+    row = db.session.execute(
+        update(table)
+        .where(table.c.id == pending.session.attempt_id)
+        .values(values)
+        .returning(*table.columns)
+    ).first()
+    if row is None:
         raise ProviderUnavailableError("the attempt was removed by a launch whose upsert failed")
-    _set_content(
-        attempt,
-        pending.session.profile,
-        exam_url=pending.exam_url,
-        access_code=pending.access_code,
-    )
-    _store_session(attempt, result, now=now)
+    attempt = _held(pending)
+    for column in table.columns:
+        set_committed_value(attempt, column.key, row._mapping[column])
+    return attempt
+
+
+def _held(pending: PendingStart) -> Attempt:
+    """The phase-1 attempt object of this session (or the row, if the session lost it)."""
+    attempt = pending.outcome.attempt
+    assert pending.session is not None and attempt is not None
+    if attempt.id != pending.session.attempt_id:  # pragma: no cover - built together
+        raise ValueError("the pending start's attempt and session disagree")
     return attempt
 
 
@@ -149,10 +180,15 @@ def abandon_start(pending: PendingStart) -> None:
     """
     if pending.outcome.status != "new" or pending.session is None:
         return
-    attempt = get_attempt(pending.session.attempt_id)
-    if attempt is not None and attempt.token is None:
-        db.session.delete(attempt)  # no half-made attempt stays behind
-        db.session.flush()
+    table = Attempt.__table__
+    gone = db.session.execute(  # decided in the database: another launch may have a token now
+        delete(table)
+        .where(table.c.id == pending.session.attempt_id, table.c.token.is_(None))
+        .returning(table.c.id)
+    ).first()
+    attempt = pending.outcome.attempt
+    if gone is not None and attempt is not None and attempt in db.session:
+        db.session.expunge(attempt)  # no half-made attempt stays behind, here either
 
 
 def get_attempt(attempt_id: str) -> Attempt | None:
@@ -176,7 +212,7 @@ def _insert_attempt(
 ) -> Attempt | None:
     """Insert attempt number; None when a concurrent launch took that number first."""
     attempt_id = str(uuid.uuid4())
-    added = insert_if_absent(
+    added = insert_returning(
         Attempt,
         {
             "id": attempt_id,
@@ -192,27 +228,7 @@ def _insert_attempt(
         },
         unique_on=["exam_id", "learner_id", "number"],
     )
-    return db.session.get(Attempt, attempt_id) if added else None
-
-
-def _set_content(
-    attempt: Attempt, profile: Profile, *, exam_url: str | None, access_code: str | None
-) -> None:
-    """Take the launch's exam content; an attempt not yet started also takes the current profile."""
-    attempt.exam_url, attempt.access_code = exam_url or None, access_code or None
-    if attempt.status == AttemptStatus.CREATED:
-        attempt.profile_name, attempt.start_proof = profile.name, profile.start_proof
-
-
-def _store_session(attempt: Attempt, result: SessionResult, *, now: datetime) -> None:
-    """Keep what the session upsert answered: the fresh token, the report and session links."""
-    attempt.token = result.token
-    attempt.token_refreshed_at = now
-    attempt.report_url = result.report_url or attempt.report_url
-    attempt.session_url = result.session_url or attempt.session_url
-    attempt.service_session_id = result.session_id or attempt.service_session_id
-    attempt.session_response = dict(result.raw)
-    db.session.flush()
+    return added  # type: ignore[no-any-return]
 
 
 def session_request(

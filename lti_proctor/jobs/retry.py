@@ -99,14 +99,17 @@ def describe_error(exc: BaseException) -> str:
 class RetryPolicy:
     """Exponential backoff with jitter: attempt n waits base * 2**(n-1), at most max_delay_s.
 
-    `max_attempts` counts every try, the first included. `jitter` is the fraction of the delay
-    added at random (0.1 = up to 10% more), so workers that failed together do not return
-    together; the delay is never shorter than the nominal one.
+    `max_attempts` counts every try, the first included. `horizon_s` keeps a retryable job
+    going past max_attempts for as long as it is younger than that (an LMS down over a
+    weekend): the outage's backlog then drains once the LMS is back. `jitter` is the fraction
+    of the delay added at random (0.1 = up to 10% more), so workers that failed together do not
+    return together; the delay is never shorter than the nominal one.
     """
 
     max_attempts: int = 8
     base_delay_s: float = 30.0
     max_delay_s: float = 3600.0
+    horizon_s: float = 0.0
     jitter: float = 0.1
     rand: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 
@@ -117,11 +120,15 @@ class RetryPolicy:
             max_attempts=int(config.get("OUTBOX_MAX_ATTEMPTS", cls.max_attempts)),
             base_delay_s=float(config.get("OUTBOX_BASE_DELAY_S", cls.base_delay_s)),
             max_delay_s=float(config.get("OUTBOX_MAX_DELAY_S", cls.max_delay_s)),
+            horizon_s=float(config.get("OUTBOX_RETRY_HORIZON_S", cls.horizon_s)),
         )
 
-    def should_retry(self, attempts: int) -> bool:
-        """True when a job that has failed `attempts` times may run again."""
-        return attempts < self.max_attempts
+    def should_retry(self, attempts: int, *, age_s: float | None = None) -> bool:
+        """True when a job that has failed `attempts` times, `age_s` after it was queued, may
+        run again: under max_attempts, or (age known) still within the horizon."""
+        if attempts < self.max_attempts:
+            return True
+        return age_s is not None and age_s < self.horizon_s
 
     def delay_s(self, attempts: int, exc: BaseException | None = None) -> float:
         """Seconds to wait after the `attempts`-th failure; honours a longer retry_after_s."""

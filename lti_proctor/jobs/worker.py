@@ -28,9 +28,10 @@ import os
 import signal
 import socket
 import threading
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -45,6 +46,7 @@ from lti_proctor.jobs.retry import (
     UnknownJobKindError,
     describe_error,
     is_retryable,
+    redact,
 )
 from lti_proctor.timeutil import utcnow
 
@@ -75,6 +77,7 @@ class ClaimedJob:
     attempts: int
     locked_by: str
     locked_at: datetime
+    created_at: datetime | None = None  # when it was queued: the retry horizon counts from it
 
 
 class Worker:
@@ -178,6 +181,7 @@ class Worker:
                 OutboxJob.status,
                 OutboxJob.attempts,
                 OutboxJob.locked_by,
+                OutboxJob.created_at,
             )
             .where(self._due(now))
             .order_by(OutboxJob.scheduled_at, OutboxJob.id)
@@ -221,7 +225,15 @@ class Worker:
         )
         if not taken:
             return None, False
-        job = ClaimedJob(row.id, row.kind, dict(row.payload or {}), attempts, self.worker_id, now)
+        job = ClaimedJob(
+            row.id,
+            row.kind,
+            dict(row.payload or {}),
+            attempts,
+            self.worker_id,
+            now,
+            created_at=row.created_at,
+        )
         return job, True
 
     def _update_if_due(self, job_id: int, now: datetime, **values: Any) -> bool:
@@ -260,7 +272,7 @@ class Worker:
         values: dict[str, Any] = {"attempts": attempts, "last_error": error}
         if isinstance(exc, JobCancelledError):
             status = JobStatus.CANCELLED
-        elif is_retryable(exc) and self.policy.should_retry(attempts):
+        elif is_retryable(exc) and self.policy.should_retry(attempts, age_s=self._age_s(job)):
             status = JobStatus.TODO
             delay_s = self.policy.delay_s(attempts, exc)
             values.update(
@@ -275,13 +287,23 @@ class Worker:
         self._log_failure(job, exc, status, error)
         return status
 
+    def _age_s(self, job: ClaimedJob) -> float | None:
+        """Seconds since the job was queued (None when unknown)."""
+        if job.created_at is None:
+            return None
+        created = job.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        return (self.now() - created).total_seconds()
+
     def _log_failure(self, job: ClaimedJob, exc: Exception, status: JobStatus, error: str) -> None:
         if status is JobStatus.FAILED and not (
             is_retryable(exc) or isinstance(exc, PermanentJobError)
         ):
-            # An unexpected exception is a bug: keep its traceback (credentials never go in
-            # exception messages of ours; URLs carry no secret by design).
-            logger.error("outbox job %s (%s) dead: %s", job.id, job.kind, error, exc_info=exc)
+            # An unexpected exception is a bug: keep its traceback, redacted like last_error,
+            # since a library's exception text may carry a token it was handed.
+            trace = redact("".join(traceback.format_exception(exc)).rstrip())
+            logger.error("outbox job %s (%s) dead: %s\n%s", job.id, job.kind, error, trace)
             return
         logger.warning(
             "outbox job %s (%s) %s after try %s: %s",

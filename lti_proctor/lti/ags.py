@@ -103,6 +103,7 @@ class ScoreOutcome(StrEnum):
 
     ACCEPTED = "accepted"
     SUPERSEDED = "superseded"  # the LMS holds a score with a newer (or the same) timestamp
+    ALREADY_APPLIED = "already_applied"  # the LMS holds this very score (a repeated post)
 
 
 @dataclass(frozen=True)
@@ -167,10 +168,31 @@ def usable_scopes(granted: Iterable[str]) -> frozenset[str]:
 
 
 # Moodle refuses an older (or same-second) score with 409; Canvas with 400 "Provided timestamp
-# of ... before last updated timestamp of ...".
+# of ... before last updated timestamp of ..."; Open edX's lti_consumer with 400 {"timestamp":
+# ["Score timestamp can only be updated to a later point in time"]}.
 _OUTDATED = re.compile(
-    r"timestamp.*\b(before|earlier|older)\b|\b(earlier|older)\b.*timestamp", re.I
+    r"timestamp.*\b(before|earlier|older)\b|\b(earlier|older)\b.*timestamp"
+    r"|updated to a later point in time",
+    re.I,
 )
+# Open edX answers a repeat of the score it holds with 400 "Score already exists for the
+# provided timestamp": the post already took effect, so there is nothing left to do.
+_ALREADY_APPLIED = re.compile(r"already exists for the provided timestamp", re.I)
+
+
+def _refused_score_outcome(resp: requests.Response) -> ScoreOutcome | None:
+    """What a refused score post means when the LMS refuses it for its timestamp; else None.
+
+    Read the raw body, not only lms_answer(): Open edX puts its message in a DRF field list.
+    """
+    if resp.status_code == 409:
+        return ScoreOutcome.SUPERSEDED
+    if resp.status_code != 400:
+        return None
+    said = f"{lms_answer(resp)} {resp.text[:2000]}"
+    if _ALREADY_APPLIED.search(said):
+        return ScoreOutcome.ALREADY_APPLIED
+    return ScoreOutcome.SUPERSEDED if _OUTDATED.search(said) else None
 
 
 class AgsClient:
@@ -294,11 +316,10 @@ class AgsClient:
             content_type=CT_SCORE,
             body=score.to_json(),
         )
-        if resp.status_code == 409 or (
-            resp.status_code == 400 and _OUTDATED.search(lms_answer(resp))
-        ):
-            log.info("AGS score of %s at %s superseded", score.user_id, score.timestamp)
-            return ScoreOutcome.SUPERSEDED
+        outcome = _refused_score_outcome(resp)
+        if outcome is not None:
+            log.info("AGS score of %s at %s %s", score.user_id, score.timestamp, outcome.value)
+            return outcome
         raise_for_status(resp, what="score", gone_error=LineItemGoneError)
         return ScoreOutcome.ACCEPTED
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lti_proctor.i18n import N_
 from lti_proctor.reasons import Reason
 
 _MAX_DETAIL = 120
@@ -42,97 +43,125 @@ class ReasonText:
     status: int = 400
 
 
-_RETRY = "Go back to the course and open the activity again."
-_ADMIN = "If it happens again, give your LMS administrator the reason code and request id below."
-_CONFIG = (
+# Each next step is one whole catalog entry (N_: translated where it is shown), never glued from
+# parts, so a translator sees the full sentence.
+_RETRY = N_("Go back to the course and open the activity again.")
+_RETRY_ADMIN = N_(
+    "Go back to the course and open the activity again. If it happens again, give your LMS "
+    "administrator the reason code and request id below."
+)
+_CONFIG = N_(
     "This is a configuration problem: your LMS administrator needs to check the tool's "
     "registration, using the reason code below."
 )
 
 REASON_TEXT: dict[LaunchReason, ReasonText] = {
     LaunchReason.LOGIN_INVALID: ReasonText(
-        "The LMS started the login without the issuer or login hint the tool needs.", _CONFIG
+        N_("The LMS started the login without the issuer or login hint the tool needs."), _CONFIG
     ),
     LaunchReason.PLATFORM_REFUSED: ReasonText(
-        "The LMS refused to complete the login and sent an error back instead of a launch.",
-        _RETRY + " " + _ADMIN,
+        N_("The LMS refused to complete the login and sent an error back instead of a launch."),
+        _RETRY_ADMIN,
     ),
     LaunchReason.STATE_MISSING: ReasonText(
-        "Your browser did not send back the cookie the tool set when the launch began; "
-        "browsers that block third-party cookies in frames do this.",
-        "Open the activity in a new window or tab, or allow cookies for this tool, and try again.",
+        N_(
+            "Your browser did not send back the cookie the tool set when the launch began; "
+            "browsers that block third-party cookies in frames do this."
+        ),
+        N_(
+            "Open the activity in a new window or tab, or allow cookies for this tool, and try "
+            "again."
+        ),
     ),
     LaunchReason.STATE_MISMATCH: ReasonText(
-        "The launch did not match the login your browser started, so it was refused.",
-        _RETRY + " " + _ADMIN,
+        N_("The launch did not match the login your browser started, so it was refused."),
+        _RETRY_ADMIN,
     ),
     LaunchReason.NONCE_INVALID: ReasonText(
-        "The launch was not started by this tool's login, or it waited too long.",
+        N_("The launch was not started by this tool's login, or it waited too long."),
         _RETRY,
     ),
     LaunchReason.NONCE_REPLAYED: ReasonText(
-        "This launch was already used once, and a launch can be used only once.",
-        _RETRY + " Do not reload or resubmit the launch page.",
+        N_("This launch was already used once, and a launch can be used only once."),
+        N_(
+            "Go back to the course and open the activity again. Do not reload or resubmit the "
+            "launch page."
+        ),
     ),
     LaunchReason.TOKEN_INVALID: ReasonText(
-        "The LMS sent a launch the tool could not read.", _RETRY + " " + _ADMIN
+        N_("The LMS sent a launch the tool could not read."), _RETRY_ADMIN
     ),
     LaunchReason.ALGORITHM_NOT_ALLOWED: ReasonText(
-        "The launch was signed with an algorithm the tool does not accept (only RS256).", _CONFIG
+        N_("The launch was signed with an algorithm the tool does not accept (only RS256)."),
+        _CONFIG,
     ),
     LaunchReason.KID_UNKNOWN: ReasonText(
-        "The launch was signed with a key the LMS does not publish.", _CONFIG
+        N_("The launch was signed with a key the LMS does not publish."), _CONFIG
     ),
     LaunchReason.JWKS_UNAVAILABLE: ReasonText(
-        "The tool could not fetch the LMS's public keys to check the launch.",
-        "Try again in a few minutes. " + _ADMIN,
+        N_("The tool could not fetch the LMS's public keys to check the launch."),
+        N_(
+            "Try again in a few minutes. If it happens again, give your LMS administrator the "
+            "reason code and request id below."
+        ),
     ),
     LaunchReason.SIGNATURE_INVALID: ReasonText(
-        "The launch's signature does not match the LMS's keys.", _CONFIG
+        N_("The launch's signature does not match the LMS's keys."), _CONFIG
     ),
     LaunchReason.TOKEN_EXPIRED: ReasonText(
-        "The launch expired before it reached the tool.",
-        _RETRY + " If it keeps happening, the LMS server's clock may be wrong.",
+        N_("The launch expired before it reached the tool."),
+        N_(
+            "Go back to the course and open the activity again. If it keeps happening, the LMS "
+            "server's clock may be wrong."
+        ),
     ),
     LaunchReason.TOKEN_NOT_YET_VALID: ReasonText(
-        "The launch says it was issued in the future, so the LMS's clock and the tool's disagree.",
-        "Your LMS administrator should check the LMS server's clock. " + _ADMIN,
+        N_(
+            "The launch says it was issued in the future, so the LMS's clock and the tool's "
+            "disagree."
+        ),
+        N_(
+            "Your LMS administrator should check the LMS server's clock. If it happens again, "
+            "give your LMS administrator the reason code and request id below."
+        ),
     ),
     LaunchReason.AUDIENCE_INVALID: ReasonText(
-        "The launch was meant for a different tool registration than the one that logged in.",
+        N_("The launch was meant for a different tool registration than the one that logged in."),
         _CONFIG,
     ),
     LaunchReason.REGISTRATION_UNKNOWN: ReasonText(
-        "This LMS (issuer and client id) is not registered with the tool.", _CONFIG
+        N_("This LMS (issuer and client id) is not registered with the tool."), _CONFIG
     ),
     LaunchReason.DEPLOYMENT_UNKNOWN: ReasonText(
-        "This deployment of the tool is not registered with the tool.", _CONFIG
+        N_("This deployment of the tool is not registered with the tool."), _CONFIG
     ),
     LaunchReason.DEPLOYMENT_INACTIVE: ReasonText(
-        "This deployment of the tool has been switched off by an administrator.",
-        "Ask your instructor or LMS administrator; the tool is not available for this course.",
+        N_("This deployment of the tool has been switched off by an administrator."),
+        N_("Ask your instructor or LMS administrator; the tool is not available for this course."),
         status=403,
     ),
     LaunchReason.MESSAGE_UNSUPPORTED: ReasonText(
-        "The LMS sent a kind of LTI message this tool does not handle.", _CONFIG
+        N_("The LMS sent a kind of LTI message this tool does not handle."), _CONFIG
     ),
     LaunchReason.VERSION_UNSUPPORTED: ReasonText(
-        "The LMS sent a launch for an LTI version other than 1.3.0.", _CONFIG
+        N_("The LMS sent a launch for an LTI version other than 1.3.0."), _CONFIG
     ),
-    LaunchReason.CLAIM_MISSING: ReasonText("The launch lacks information the tool needs.", _CONFIG),
+    LaunchReason.CLAIM_MISSING: ReasonText(
+        N_("The launch lacks information the tool needs."), _CONFIG
+    ),
     LaunchReason.CLAIM_INVALID: ReasonText(
-        "The launch carries information in a shape the tool cannot use.", _CONFIG
+        N_("The launch carries information in a shape the tool cannot use."), _CONFIG
     ),
     LaunchReason.ROLE_NOT_ALLOWED: ReasonText(
-        "Your role in this course does not give access to this page.",
-        "Ask your instructor if you think you should have access.",
+        N_("Your role in this course does not give access to this page."),
+        N_("Ask your instructor if you think you should have access."),
         status=403,
     ),
     LaunchReason.PROFILE_UNKNOWN: ReasonText(
-        "This exam asks for a proctoring profile this tool does not have.",
-        "Ask your instructor or administrator to fix the exam's proctoring_profile setting.",
+        N_("This exam asks for a proctoring profile this tool does not have."),
+        N_("Ask your instructor or administrator to fix the exam's proctoring_profile setting."),
     ),
-    LaunchReason.INVALID: ReasonText("The launch could not be accepted.", _RETRY + " " + _ADMIN),
+    LaunchReason.INVALID: ReasonText(N_("The launch could not be accepted."), _RETRY_ADMIN),
 }
 
 
@@ -252,41 +281,49 @@ def classify_lti_exception(exc: Exception) -> LaunchError:
 # Kept next to LaunchReason in the same style; the lead folds both into one reason-code enum.
 
 
-_ASK_FOR_INVITE = (
+_ASK_FOR_INVITE = N_(
     "Ask whoever runs the proctoring tool for a new registration URL "
     "(`lti-proctor platform invite`) and paste that one."
 )
-_CHECK_LMS = (
+_CHECK_LMS = N_(
     "Check that the LMS's address is reachable from the tool over https, then paste the "
     "registration URL again; nothing was registered."
 )
 
 REGISTER_TEXT: dict[Reason, ReasonText] = {
     Reason.REGISTER_INVITE_INVALID: ReasonText(
-        "This registration URL has no valid invite: it is missing, already used, expired or "
-        "revoked, so the tool registered nothing.",
+        N_(
+            "This registration URL has no valid invite: it is missing, already used, expired or "
+            "revoked, so the tool registered nothing."
+        ),
         _ASK_FOR_INVITE,
         status=403,
     ),
     Reason.REGISTER_CONFIG_UNREACHABLE: ReasonText(
-        "The tool could not fetch the LMS's registration details (its OpenID configuration).",
+        N_("The tool could not fetch the LMS's registration details (its OpenID configuration)."),
         _CHECK_LMS,
     ),
     Reason.REGISTER_CONFIG_INVALID: ReasonText(
-        "The LMS's registration details are not a usable LTI 1.3 platform configuration.",
-        "The LMS must support LTI Dynamic Registration with RS256 and id_token launches; "
-        "register the tool by hand (`lti-proctor platform add`) if it does not. "
-        "Nothing was registered.",
+        N_("The LMS's registration details are not a usable LTI 1.3 platform configuration."),
+        N_(
+            "The LMS must support LTI Dynamic Registration with RS256 and id_token launches; "
+            "register the tool by hand (`lti-proctor platform add`) if it does not. "
+            "Nothing was registered."
+        ),
     ),
     Reason.REGISTER_PLATFORM_REFUSED: ReasonText(
-        "The LMS refused the tool's registration request.",
-        "Start the registration again from the LMS (its registration token may have expired); "
-        "nothing was registered in the tool.",
+        N_("The LMS refused the tool's registration request."),
+        N_(
+            "Start the registration again from the LMS (its registration token may have expired); "
+            "nothing was registered in the tool."
+        ),
     ),
     Reason.REGISTER_ALREADY_REGISTERED: ReasonText(
-        "The tool already has a registration with this issuer and client id.",
-        "Nothing changed. Use the existing registration, or remove it first "
-        "(`lti-proctor platform remove`).",
+        N_("The tool already has a registration with this issuer and client id."),
+        N_(
+            "Nothing changed. Use the existing registration, or remove it first "
+            "(`lti-proctor platform remove`)."
+        ),
         status=409,
     ),
 }

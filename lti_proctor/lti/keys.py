@@ -1,7 +1,8 @@
 """Tool key pairs: the RSA keys the tool signs with, the public JWKS document, and rotation.
 
-Private keys live only in the database; nothing here logs or returns private material except
-get_signing_key(), which hands the parsed key to the code that signs.
+Private keys live only in the database, sealed at rest (lti_proctor.crypto); nothing here logs
+or returns private material except get_signing_key(), which hands the parsed key to the code
+that signs.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from flask import Flask
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, delete, select, text
+from sqlalchemy import JSON, DateTime, Index, Integer, String, delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from lti_proctor.crypto import SealedText
 from lti_proctor.extensions import db
 
 KEY_SIZE = 2048
@@ -59,7 +61,7 @@ class ToolKey(db.Model):  # type: ignore[name-defined,misc]
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kid: Mapped[str] = mapped_column(String(64), unique=True)
-    private_key_pem: Mapped[str] = mapped_column(Text)
+    private_key_pem: Mapped[str] = mapped_column(SealedText)  # sealed at rest (crypto.py)
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -13,7 +13,6 @@ import base64
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 import jwt
@@ -22,8 +21,10 @@ from pylti1p3.message_validators import get_validators
 
 from lti_proctor.lti import claims as c
 from lti_proctor.lti.claims import MessageType
+from lti_proctor.lti.context import AgsEndpoint, LaunchContext, NrpsEndpoint
 from lti_proctor.lti.errors import LaunchError, LaunchReason, claim_invalid, claim_missing
 from lti_proctor.lti.jwks import KeySetCache, KeyValueStore
+from lti_proctor.lti.limits import check_launch_limits
 from lti_proctor.lti.oidc import (
     COOKIE_PREFIX,
     STATE_PREFIX,
@@ -36,72 +37,12 @@ from lti_proctor.lti.oidc import (
 )
 from lti_proctor.lti.platforms import find_or_learn_deployment
 from lti_proctor.lti.registrations import DbToolConf, Deployment, Platform, pick_platform
-from lti_proctor.lti.roles import Role, reduce_roles
+from lti_proctor.lti.roles import reduce_roles
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = "RS256"
 _MAX_NONCE = 255
-
-
-@dataclass(frozen=True)
-class AgsEndpoint:
-    """The AGS endpoint claim of a launch."""
-
-    scopes: tuple[str, ...]
-    lineitems: str | None
-    lineitem: str | None
-
-
-@dataclass(frozen=True)
-class NrpsEndpoint:
-    """The NRPS claim of a launch."""
-
-    context_memberships_url: str
-    service_versions: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class LaunchContext:
-    """Everything the rest of the tool may know about a validated launch."""
-
-    platform_id: int
-    issuer: str
-    client_id: str
-    deployment_id: str
-    message_type: str
-    user_sub: str
-    roles: frozenset[Role]
-    context_id: str | None = None
-    context_label: str | None = None
-    context_title: str | None = None
-    resource_link_id: str | None = None
-    resource_link_title: str | None = None
-    user_name: str | None = None
-    given_name: str | None = None
-    family_name: str | None = None
-    email: str | None = None
-    custom: Mapping[str, str] = field(default_factory=dict)
-    locale: str | None = None
-    return_url: str | None = None
-    document_target: str | None = None
-    platform_family: str | None = None
-    ags: AgsEndpoint | None = None
-    nrps: NrpsEndpoint | None = None
-    deep_linking_settings: Mapping[str, object] | None = None
-    # The deployment's own settings, read with it during validation.
-    allow_teaching_assistants: bool = False
-    default_profile: str | None = None
-
-    @property
-    def is_instructor(self) -> bool:
-        """True for instructors and admins: they see the instructor view."""
-        return bool(self.roles & {Role.INSTRUCTOR, Role.ADMIN})
-
-    @property
-    def is_learner(self) -> bool:
-        """True when the launch carries the learner role and no teaching role."""
-        return Role.LEARNER in self.roles and not self.is_instructor
 
 
 class ToolMessageLaunch:
@@ -143,7 +84,9 @@ class ToolMessageLaunch:
             self.validate_message()
             assert self._platform is not None and self._deployment is not None
             # Read every claim before the nonce is spent, so a bad claim leaves nothing used.
-            context = build_context(self._body(), self._platform, self._deployment)
+            context = check_launch_limits(  # before anything is stored
+                build_context(self._body(), self._platform, self._deployment)
+            )
             self.save_launch_data()
         except LaunchError:
             raise

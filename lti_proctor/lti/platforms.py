@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from lti_proctor.extensions import db
-from lti_proctor.lti.registrations import Deployment, Platform
+from lti_proctor.lti.registrations import Deployment, Platform, cached_deployment
 
 log = logging.getLogger(__name__)
 PRESETS = ("moodle", "canvas")
@@ -386,6 +386,9 @@ def find_or_learn_deployment(
     another registration of the same issuer already holds is never taken over. Returns None
     when the id is unknown and not learned. Flushes inside a savepoint, never commits.
     """
+    row = cached_deployment(platform, deployment_id)
+    if row is not None:
+        return row
     row = db.session.execute(
         select(Deployment).where(
             Deployment.platform_id == platform.id, Deployment.deployment_id == deployment_id

@@ -1,9 +1,19 @@
-"""Platform registrations and their deployments, and the pylti1p3 ToolConf that reads them."""
+"""Platform registrations and their deployments, and the pylti1p3 ToolConf that reads them.
+
+Every login and launch reads an issuer's registrations and deployments: they come from a
+per-process cache (registration_cache), as copies never attached to a session; a commit that
+changes either table drops the copies in every process (LTI_REGISTRATION_CACHE_S,
+LTI_REGISTRATION_CACHE_CHECK_S).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
+from flask import current_app, has_app_context
 from pylti1p3.deployment import Deployment as LtiDeployment
 from pylti1p3.registration import Registration
 from pylti1p3.request import Request
@@ -21,6 +31,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lti_proctor.extensions import db
+from lti_proctor.lti.registration_cache import (
+    SharedVersionedCache,
+    has_uncommitted_changes,
+    watch_tables,
+)
+from lti_proctor.store import get_store
+
+_CACHE_EXT = "lti_proctor_registration_cache"
+VERSION_KEY = "lti:registrations-version"
 
 
 def _utcnow() -> datetime:
@@ -97,8 +116,8 @@ class DbToolConf(ToolConfAbstract[Request]):
         return True
 
     def find_platforms(self, iss: str) -> list[Platform]:
-        """Every registration of an issuer."""
-        return list(db.session.scalars(select(Platform).where(Platform.issuer == iss)))
+        """Every registration of an issuer (cached copies, see the module docstring)."""
+        return list(issuer_registrations(iss).platforms)
 
     def get_platform(self, iss: str, client_id: str | None) -> Platform | None:
         """The registration of (issuer, client_id); without client_id, the issuer's only one."""
@@ -111,6 +130,9 @@ class DbToolConf(ToolConfAbstract[Request]):
 
     def get_deployment(self, platform: Platform, deployment_id: str) -> Deployment | None:
         """The platform's deployment row with this id, active or not."""
+        cached = cached_deployment(platform, deployment_id)
+        if cached is not None:
+            return cached
         return db.session.scalars(
             select(Deployment).where(
                 Deployment.platform_id == platform.id,
@@ -174,3 +196,90 @@ def pick_platform(platforms: list[Platform], client_id: str | None) -> Platform 
     if client_id is None:
         return platforms[0] if len(platforms) == 1 else None
     return next((p for p in platforms if p.client_id == client_id), None)
+
+
+@dataclass(frozen=True)
+class IssuerRegistrations:
+    """An issuer's registrations and their deployments, as detached copies (read-only)."""
+
+    platforms: tuple[Platform, ...]
+    deployments: Mapping[tuple[int, str], Deployment]
+
+
+_Row = TypeVar("_Row", Platform, Deployment)
+
+
+def _copy(row: _Row) -> _Row:
+    """A transient copy of row's columns: safe to share between threads and requests."""
+    cls = type(row)
+    return cls(**{col.key: getattr(row, col.key) for col in cls.__table__.columns})
+
+
+def _load_issuer(issuer: str) -> IssuerRegistrations:
+    platforms = list(db.session.scalars(select(Platform).where(Platform.issuer == issuer)))
+    deployments: list[Deployment] = []
+    if platforms:
+        ids = [p.id for p in platforms]
+        deployments = list(
+            db.session.scalars(select(Deployment).where(Deployment.platform_id.in_(ids)))
+        )
+    return IssuerRegistrations(
+        tuple(_copy(p) for p in platforms),
+        {(d.platform_id, d.deployment_id): _copy(d) for d in deployments},
+    )
+
+
+def _cache() -> SharedVersionedCache[Any]:
+    extensions = current_app.extensions
+    cache: SharedVersionedCache[Any] | None = extensions.get(_CACHE_EXT)
+    if cache is None:
+        cache = extensions.setdefault(
+            _CACHE_EXT,
+            SharedVersionedCache(
+                version_key=VERSION_KEY,
+                store=get_store,
+                ttl_s=float(current_app.config["LTI_REGISTRATION_CACHE_S"]),
+                check_s=float(current_app.config["LTI_REGISTRATION_CACHE_CHECK_S"]),
+            ),
+        )
+    return cache
+
+
+def issuer_registrations(issuer: str) -> IssuerRegistrations:
+    """The issuer's registrations and deployments, from this process's cache when it has them.
+
+    A session that changed registrations and has not committed reads its own rows instead.
+    """
+    if has_uncommitted_changes(db.session()):
+        return _load_issuer(issuer)
+    registrations: IssuerRegistrations = _cache().get_or_load(
+        ("issuer", issuer), lambda: _load_issuer(issuer)
+    )
+    return registrations
+
+
+def cached_deployment(platform: Platform, deployment_id: str) -> Deployment | None:
+    """The platform's deployment with this id from the cache; None when it does not know it."""
+    return issuer_registrations(platform.issuer).deployments.get((platform.id, deployment_id))
+
+
+def platform_snapshot(platform_id: int) -> Platform | None:
+    """A read-only copy of the registration with this primary key (cached)."""
+
+    def load() -> Platform | None:
+        row = db.session.get(Platform, platform_id)
+        return _copy(row) if row is not None else None
+
+    if has_uncommitted_changes(db.session()):
+        return load()
+    platform: Platform | None = _cache().get_or_load(("id", platform_id), load)
+    return platform
+
+
+def _announce_change() -> None:
+    """After a commit that changed registrations: every process drops its cached copies."""
+    if has_app_context():
+        _cache().invalidate()
+
+
+watch_tables((Platform.__tablename__, Deployment.__tablename__), on_commit=_announce_change)

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from lti_proctor.i18n import N_
+
 
 class Role(StrEnum):
     """The tool's view of a LIS role; every role URI reduces to at most one of these."""
@@ -141,13 +143,14 @@ def describe_roles(roles: frozenset[Role]) -> str:
 
 
 def _ask_for(roles: frozenset[Role]) -> str:
+    # N_: the refusal page translates the sentence it shows.
     if Role.TEACHING_ASSISTANT in roles:
-        return (
+        return N_(
             "Teaching assistants see proctoring results only where the tool's administrator "
             "allowed it for this LMS deployment: ask your instructor or LMS administrator. "
             "To take the exam, ask to be enrolled as a student."
         )
-    return (
+    return N_(
         "To take the exam, ask your instructor to enrol you in this course as a student; "
         "to see proctoring results, ask to be made a teacher of the course."
     )

@@ -68,21 +68,42 @@ def build_session_body(req: SessionRequest) -> dict[str, Any]:
     return body
 
 
+# Limits on what the upsert answer may put in our columns (attempt.token is sealed text; the
+# others match their columns): an answer over them is refused before anything is stored.
+TOKEN_MAX = 8192
+URL_MAX = 2048
+SESSION_ID_MAX = 191
+
+
 def parse_session_result(body: Mapping[str, Any]) -> SessionResult:
-    """Read the upsert answer (§4.4): token required; report_url top level or in the session."""
+    """Read the upsert answer (§4.4): token required; report_url top level or in the session.
+
+    Raises ProviderRejectedError when a value has the wrong type or is over its limit.
+    """
     session = body.get("external_session")
     session = session if isinstance(session, Mapping) else {}
     token = session.get("token")
     if not isinstance(token, str) or not token.strip():
         raise ProviderRejectedError("the answer has no external_session.token", status=200)
     session_id = session.get("id")
-    return SessionResult(
+    if isinstance(session_id, bool) or not isinstance(session_id, str | int | None):
+        raise ProviderRejectedError("external_session.id is not a string or number", status=200)
+    result = SessionResult(
         token=token,
         report_url=_str(body.get("report_url")) or _str(session.get("report_url")),
         session_url=_str(body.get("session_url")),
         session_id=None if session_id is None or session_id == "" else str(session_id),
         raw=dict(body),
     )
+    for name, value, limit in (
+        ("external_session.token", result.token, TOKEN_MAX),
+        ("report_url", result.report_url, URL_MAX),
+        ("session_url", result.session_url, URL_MAX),
+        ("external_session.id", result.session_id, SESSION_ID_MAX),
+    ):
+        if value is not None and len(value) > limit:
+            raise ProviderRejectedError(f"{name} is longer than {limit} characters", status=200)
+    return result
 
 
 def parse_report(body: Mapping[str, Any]) -> AttemptReport:

@@ -165,14 +165,17 @@ def _search_attempt_keys(body: Mapping[str, Any], *, depth: int) -> str | None:
 
 
 def find_service_attempt_id(body: Mapping[str, Any]) -> str | None:
-    """The service's attempt id: attempt.id, else attempt_id when numeric, else id."""
+    """The service's attempt id: attempt.id, else attempt_id when numeric, else id.
+
+    An id longer than the service's own limit (191) is not one: it reads as absent.
+    """
     attempt = body.get("attempt")
     if isinstance(attempt, Mapping) and _scalar(attempt.get("id")):
-        return _scalar(attempt.get("id"))
-    echoed = _scalar(body.get(ATTEMPT_FIELD))
-    if echoed and _DIGITS.match(echoed):
-        return echoed
-    return _scalar(body.get("id"))
+        found = _scalar(attempt.get("id"))
+    else:
+        echoed = _scalar(body.get(ATTEMPT_FIELD))
+        found = echoed if echoed and _DIGITS.match(echoed) else _scalar(body.get("id"))
+    return found if found is None or len(found) <= MAX_ID_CHARS else None
 
 
 def _scalar(value: object) -> str | None:

@@ -35,6 +35,8 @@ from lti_proctor.sandbox.lms_platform import (
 from lti_proctor.sandbox.lms_quiz import register_quiz
 from lti_proctor.sandbox.lms_registration import register_registration
 
+LOCALES = ["en", "ru", "kk"]  # the languages the sandbox's users can have
+
 
 def _lms() -> SandboxLms:
     return get_sandbox_lms()
@@ -61,8 +63,14 @@ def launch(link_key: str, user_key: str) -> ResponseReturnValue:
     lms = _lms()
     if link_key not in lms.links or user_key not in lms.users:
         return render_template("sandbox_lms/error.html", error="not_found"), 404
-    fields = lms.login_initiation(user_key, link_key, RESOURCE_LINK)
+    fields = lms.login_initiation(user_key, link_key, RESOURCE_LINK, locale=_user_locale())
     return _autopost(lms.tool_login_url, fields, form_id=_initiation_form(lms))
+
+
+def _user_locale() -> str:
+    """The user's LMS language: here the browser's (a real LMS uses the profile's), else en."""
+    primaries = (tag.lower().replace("_", "-").split("-")[0] for tag, _ in request.accept_languages)
+    return next((tag for tag in primaries if tag in LOCALES), "en")
 
 
 def deep_link(user_key: str) -> ResponseReturnValue:

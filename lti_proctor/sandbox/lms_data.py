@@ -110,6 +110,7 @@ class Message:
     iat: int
     launch_number: int = 0
     dl_data: str = ""
+    locale: str = "en"
 
     @property
     def w(self) -> str:
@@ -188,9 +189,9 @@ def _moodle(msg: Message, salt: str) -> dict[str, Any]:
 
 def _moodle_presentation(msg: Message) -> dict[str, str]:
     if msg.message_type == DEEP_LINKING or msg.link is None:
-        return {"locale": "en"}
+        return {"locale": msg.locale}
     return {
-        "locale": "en",
+        "locale": msg.locale,
         "document_target": "iframe",
         "return_url": f"{msg.w}/mod/lti/return.php?course={msg.course.id}&launch_container=3"
         f"&instanceid={msg.link.id}&sesskey={msg.user.sesskey}",
@@ -298,10 +299,10 @@ def _canvas(msg: Message) -> dict[str, Any]:
                 "document_target": "iframe",
                 "return_url": f"{w}/courses/{course.id}/external_content/success/"
                 "external_tool_redirect",
-                "locale": "en",
+                "locale": msg.locale,
                 **_CANVAS_NOISE,
             },
-            "locale": "en",
+            "locale": msg.locale,
             LTI + "roles": list(user.roles),
             LTI + "custom": dict(link.custom) if link and msg.message_type == RESOURCE_LINK else {},
         }

@@ -46,6 +46,7 @@ class PendingLaunch:
     link_key: str | None
     message_type: str
     launch_number: int
+    locale: str = "en"  # the user's language in the LMS, sent as the launch's locale
 
 
 class SandboxLms:
@@ -136,11 +137,17 @@ class SandboxLms:
         return link
 
     def login_initiation(
-        self, user_key: str, link_key: str | None, message_type: str = RESOURCE_LINK
+        self,
+        user_key: str,
+        link_key: str | None,
+        message_type: str = RESOURCE_LINK,
+        *,
+        locale: str = "en",
     ) -> list[tuple[str, str]]:
         """The form fields the LMS posts to the tool's login URL, in the LMS's order."""
         user = self.users[user_key]
-        pending = PendingLaunch(user_key, link_key, message_type, secrets.randbelow(10**9))
+        number = secrets.randbelow(10**9)
+        pending = PendingLaunch(user_key, link_key, message_type, number, locale)
         if self.family == "canvas":
             return self._canvas_initiation(user, pending)
         return self._moodle_initiation(user, pending)
@@ -179,7 +186,7 @@ class SandboxLms:
                 "canvas_domain": urlsplit(self.site.base_url).netloc,
                 "context_type": "Course",
                 "context_id": int(self.course.id),
-                "canvas_locale": "en",
+                "canvas_locale": pending.locale,
                 "include_storage_target": True,
                 "exp": int(time.time()) + 300,
             },
@@ -235,6 +242,7 @@ class SandboxLms:
             nonce=nonce,
             iat=iat,
             launch_number=pending.launch_number,
+            locale=pending.locale,
             dl_data=self._dl_data() if pending.message_type == DEEP_LINKING else "",
         )
         return build_claims(msg)

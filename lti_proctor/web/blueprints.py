@@ -8,6 +8,7 @@ from lti_proctor.web import (
     about,
     errors,
     exam,
+    headers,
     instructor,
     language,
     lti,
@@ -20,6 +21,7 @@ from lti_proctor.web import (
 def register_blueprints(app: Flask) -> None:
     """Attach the error handlers and every blueprint of the tool to app."""
     errors.init_app(app)
+    headers.init_app(app)
     language.init_app(app)
     for module in (lti, wellknown, exam, webhooks, instructor, about, register):
         app.register_blueprint(module.bp)

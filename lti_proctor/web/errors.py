@@ -14,15 +14,74 @@ from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, current_app, render_template, request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lti_proctor.extensions import db
+from lti_proctor.i18n import N_
 from lti_proctor.lti.errors import LaunchError, RegisterError
 from lti_proctor.reasons import Reason
+from lti_proctor.web.language import gettext as _
 
 log = logging.getLogger(__name__)
 
 Shape = Literal["page", "json", "text"]
+
+# The database or the shared store is down (or its pool exhausted): a 503 with a retry, never
+# a 500. IntegrityError and DataError are not here: they are bugs or bad input, not outages.
+OUTAGES = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+# Routes whose POST may simply be sent again once storage is back (the Try again button).
+_REPOSTABLE = {
+    "/lti/login": (
+        "iss",
+        "login_hint",
+        "target_link_uri",
+        "lti_message_hint",
+        "client_id",
+        "lti_deployment_id",
+    ),
+    "/lti/launch": ("id_token", "state"),
+    "/exam/retry": ("token",),
+}
+# Plain HTTP failures in the reader's language (werkzeug's names and descriptions are English):
+# status -> (title, what happened and what to do). Other statuses get the generic pair.
+HTTP_TEXT: dict[int, tuple[str, str]] = {
+    400: (
+        N_("Bad request"),
+        N_("The tool could not understand this request. Go back and try again."),
+    ),
+    401: (
+        N_("Not signed in"),
+        N_("This page needs a launch from your course. Open it again from the course."),
+    ),
+    403: (
+        N_("Access refused"),
+        N_("You do not have access to this page. Open it again from your course."),
+    ),
+    404: (
+        N_("Page not found"),
+        N_("There is no page at this address. Open the tool from your course instead."),
+    ),
+    405: (
+        N_("Not allowed here"),
+        N_("This address does not accept this kind of request. Open the tool from your course."),
+    ),
+    429: (
+        N_("Too many requests"),
+        N_("The tool received too many requests from you. Wait a minute and try again."),
+    ),
+}
+GENERIC_TITLE = N_("The tool could not do that")
+GENERIC_MESSAGE = N_("The tool could not complete this request. Try again in a moment.")
 
 
 def wants_text() -> bool:
@@ -66,7 +125,7 @@ def error_response(
     else:
         html = render_template(
             template,
-            title=title or "The tool could not do that",
+            title=title or _(GENERIC_TITLE),
             message=message,
             code=reason.value,
             request_id=request_id,
@@ -105,7 +164,8 @@ def launch_error_response(exc: LaunchError) -> Response:
         template="errors/launch.html",
         error=exc,
         request_id=request_id,
-        back_url=course_return_url(exc.return_url, exc.text.what),
+        # The LMS shows lti_errormsg to the same reader: in the page's language too.
+        back_url=course_return_url(exc.return_url, _(exc.text.what)),
     )
 
 
@@ -127,8 +187,10 @@ def init_app(app: Flask) -> None:
         return error_response(
             Reason.REQUEST_TOO_LARGE,
             413,
-            title="Request too large",
-            message=f"The request body is larger than the tool accepts ({limit} bytes).",
+            title=_("Request too large"),
+            message=_(
+                "The request body is larger than the tool accepts (%(limit)s bytes).", limit=limit
+            ),
         )
 
     @app.errorhandler(RegisterError)
@@ -151,28 +213,65 @@ def init_app(app: Flask) -> None:
             request_id=request_id,
         )
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeoutError)
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def storage_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+        """Database or shared store unreachable: a readable 503 page (or JSON) with a retry."""
+        request_id = uuid.uuid4().hex[:12]
+        _rollback_quietly()
+        # The type only: with hide_parameters no value is in the text, but the SQL is noise.
+        log.error(
+            "tool.unavailable request_id=%s path=%s: %s",
+            request_id,
+            request.path,
+            type(exc).__name__,
+        )
+        if wants_text():
+            body = {"error": Reason.TOOL_UNAVAILABLE.value, "request_id": request_id}
+            return body, 503, {"Retry-After": "30"}
+        fields = _REPOSTABLE.get(request.path) if request.method == "POST" else None
+        page = render_template(
+            "errors/unavailable.html",
+            code=Reason.TOOL_UNAVAILABLE.value,
+            request_id=request_id,
+            retry_action=request.path if fields is not None else request.full_path,
+            retry_form=[(k, request.form[k]) for k in fields or () if k in request.form],
+        )
+        return page, 503, {"Retry-After": "30", "Cache-Control": "no-store"}
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         """A plain HTTP failure (unknown URL, wrong method, too large)."""
         status = exc.code or 500
+        title, message = HTTP_TEXT.get(status, (GENERIC_TITLE, GENERIC_MESSAGE))
         return error_response(
-            Reason.for_http_status(status),
-            status,
-            title=exc.name,
-            message=exc.description or exc.name,
+            Reason.for_http_status(status), status, title=_(title), message=_(message)
         )
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
         """Anything else: roll back, log the traceback, answer 500 without details."""
         request_id = new_request_id()
-        db.session.rollback()
+        _rollback_quietly()
         log.exception("unexpected error request_id=%s", request_id)
         return error_response(
             Reason.INTERNAL,
             500,
-            title="Something went wrong",
-            message="The tool hit an unexpected problem. Try again; if it persists, "
-            "give your administrator the request id below.",
+            title=_("Something went wrong"),
+            message=_(
+                "The tool hit an unexpected problem. Try again; if it persists, give your "
+                "administrator the request id below."
+            ),
             request_id=request_id,
         )
+
+
+def _rollback_quietly() -> None:
+    """Roll the request's transaction back; with the database gone, that may fail too."""
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is dead: nothing of ours is left to undo
+        log.debug("rollback failed while handling an error", exc_info=True)

@@ -25,7 +25,7 @@ from lti_proctor.attempts.start import ExamContent, start_attempt
 from lti_proctor.attempts.states import AttemptStateError
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner
-from lti_proctor.lti.registrations import Platform
+from lti_proctor.lti.registrations import platform_snapshot
 from lti_proctor.proctoring import client as proctoring_client
 from lti_proctor.proctoring.errors import ProviderError, ProviderUnavailableError
 from lti_proctor.proctoring.profiles import get_profiles
@@ -62,7 +62,7 @@ def _page_context(
     return_url: str | None,
     max_attempts: int | None = None,
 ) -> PageContext:
-    platform = db.session.get(Platform, exam.platform_id)
+    platform = platform_snapshot(exam.platform_id)
     candidates = [return_url]
     if platform is not None:
         candidates += [platform.issuer, platform.auth_login_url]
@@ -104,7 +104,7 @@ def start_page(req: StartRequest, exam: Exam, learner: Learner, profile: Profile
             content=ExamContent(req.exam_url, req.access_code, req.max_attempts),
             links=_session_links(),
             client=proctoring_client.get_client(current_app),
-            commit=db.session.commit,
+            commit=_commit_keeping_rows,
             clock=utcnow,
         )
     except ProviderError as exc:
@@ -112,6 +112,20 @@ def start_page(req: StartRequest, exam: Exam, learner: Learner, profile: Profile
     if started.attempt is None:
         return _finished_page(started.outcome, page)
     return _wrapper_page(started.attempt, page, profile)
+
+
+def _commit_keeping_rows() -> None:
+    """Commit without expiring the exam, learner and attempt this launch holds.
+
+    The launch wrote or read each of them itself in this request (the attempt's last write
+    returns its row), so reading them again after each commit would cost a query apiece.
+    """
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def _session_links() -> attempts.SessionLinks:

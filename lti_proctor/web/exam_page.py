@@ -6,20 +6,27 @@ token made for one purpose never works for another. Nothing here reads the datab
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import current_app, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from lti_proctor.attempts.models import Attempt
+from lti_proctor.web import headers
+from lti_proctor.web.headers import origin_of
+
+__all__ = ["origin_of"]  # web/exam.py and web/instructor.py take it from here
 
 SDK_LANGUAGES = ("en", "ru", "kz")
 API_TOKEN_TTL_S = 3600  # sliding: every API answer carries a fresh token
+# However often it is refreshed, a page token or new-window link dies this long after the
+# launch that opened the attempt (its "t"): the exam's window (PROCTOR_EXAM_LINK_MAX_S).
+EXAM_LINK_MAX_S = 6 * 3600
+_WINDOWED = ("api", "open")
 _SALT = "lti-proctor.exam."
-NONE = "'none'"
 
 
 # -- signed tokens ------------------------------------------------------------------------------
@@ -42,7 +49,24 @@ def unsign(purpose: str, token: str | None, *, max_age_s: int) -> dict[str, Any]
         payload = _serializer(purpose).loads(token, max_age=max_age_s)
     except BadSignature:  # SignatureExpired is a BadSignature too
         return None
-    return payload if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return None
+    launched = payload.get("t")
+    if purpose in _WINDOWED and isinstance(launched, int | float):
+        if time.time() - launched > exam_link_max_s():
+            return None  # refreshed all along, but the exam's window since its launch is over
+    return payload
+
+
+def exam_link_max_s() -> int:
+    """How long after its launch an exam page's token or new-window link may live at most."""
+    return int(current_app.config.get("PROCTOR_EXAM_LINK_MAX_S", EXAM_LINK_MAX_S))
+
+
+def launched_at(attempt: Attempt) -> float:
+    """When the attempt was last launched (its SDK token was fetched), as a Unix time."""
+    moment = attempt.token_refreshed_at
+    return moment.timestamp() if moment is not None else time.time()
 
 
 def token_ttl() -> int:
@@ -52,12 +76,18 @@ def token_ttl() -> int:
 
 def api_token(attempt: Attempt) -> str:
     """The page's bearer token for the attempt API."""
-    return sign("api", {"a": attempt.id})
+    return sign("api", {"a": attempt.id, "t": launched_at(attempt)})
 
 
 def open_url(attempt: Attempt, page: PageContext) -> str:
     """A signed link that opens the same attempt's page in a new window."""
-    payload = {"a": attempt.id, "l": page.language, "r": page.return_url, "m": page.max_attempts}
+    payload = {
+        "a": attempt.id,
+        "l": page.language,
+        "r": page.return_url,
+        "m": page.max_attempts,
+        "t": launched_at(attempt),
+    }
     token = sign("open", payload)
     return str(current_app.config["BASE_URL"]) + url_for("exam.open_attempt", token=token)
 
@@ -83,31 +113,11 @@ def sdk_language(locale: str | None) -> str:
     return primary if primary in SDK_LANGUAGES else "en"
 
 
-def origin_of(url: str | None) -> str | None:
-    """scheme://host[:port] of an http(s) URL, else None."""
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def exam_csp(*, sdk_url: str, exam_url: str | None, frame_ancestors: tuple[str, ...]) -> str:
     """The wrapper page's Content-Security-Policy: exactly the SDK, the exam and the LMS."""
-    sdk = origin_of(sdk_url) or ""
-    api = origin_of(current_app.config.get("TRUSTEXAM_API_BASE"))
-    connect = " ".join(dict.fromkeys(o for o in ("'self'", sdk, api) if o))
-    return "; ".join(
-        [
-            "default-src 'self'",
-            f"script-src 'self' {sdk}".strip(),
-            f"connect-src {connect}",
-            # The SDK's widget may inject styles and show camera snapshots.
-            f"style-src 'self' 'unsafe-inline' {sdk}".strip(),
-            f"img-src 'self' data: blob: {sdk}".strip(),
-            "media-src 'self' blob:",
-            f"frame-src {origin_of(exam_url) or NONE}",
-            " ".join(["frame-ancestors 'self'", *frame_ancestors]),
-            "base-uri 'none'",
-            "form-action 'self'",
-        ]
+    return headers.exam_csp(
+        sdk_url=sdk_url,
+        api_base=current_app.config.get("TRUSTEXAM_API_BASE"),
+        exam_url=exam_url,
+        lms_origins=frame_ancestors,
     )

@@ -9,6 +9,7 @@ third-party cookies. Every page answers with no-store, no referrer.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,12 +21,13 @@ from lti_proctor.attempts.export import attempts_csv, export_filename
 from lti_proctor.attempts.queries import find_attempts_for_exam, get_attempt_detail
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, sync_exam_from_launch
-from lti_proctor.lti.launch import LaunchContext
+from lti_proctor.lti.context import LaunchContext
 from lti_proctor.lti.registrations import Platform
 from lti_proctor.reasons import Reason
 from lti_proctor.timeutil import utcnow
+from lti_proctor.web import headers
 from lti_proctor.web.errors import error_response
-from lti_proctor.web.exam_page import origin_of
+from lti_proctor.web.headers import origin_of
 from lti_proctor.web.instructor_labels import (
     LEVELS,
     RISK_SOURCES,
@@ -39,6 +41,9 @@ bp = Blueprint("instructor", __name__)
 
 TOKEN_SALT = "lti-proctor.instructor"
 TOKEN_TTL_S = 3600  # sliding: every page carries fresh links
+# However often its links are refreshed, an instructor's view ends this long after the launch
+# (a working day; PROCTOR_INSTRUCTOR_LINK_MAX_S): then the instructor launches again.
+LINK_MAX_S = 8 * 3600
 
 
 # -- the instructor token ------------------------------------------------------------------------
@@ -52,16 +57,26 @@ def _ttl() -> int:
     return int(current_app.config.get("PROCTOR_INSTRUCTOR_TOKEN_TTL_S", TOKEN_TTL_S))
 
 
-def instructor_token(exam: Exam, origins: Sequence[str]) -> str:
-    """A token for this exam's instructor pages; origins are the LMS pages that may frame them."""
+def instructor_token(
+    exam: Exam, origins: Sequence[str], *, launched_at: float | None = None
+) -> str:
+    """A token for this exam's instructor pages; origins are the LMS pages that may frame them.
+
+    launched_at (default: now) is when the instructor launched; refreshed tokens keep it.
+    """
     payload = {
         "p": exam.platform_id,
         "c": exam.context_id,
         "e": exam.id,
         "o": list(origins),
         "l": current_language(),  # the pages keep the launch's language
+        "t": time.time() if launched_at is None else launched_at,
     }
     return str(_serializer().dumps(payload))
+
+
+def _link_max_s() -> int:
+    return int(current_app.config.get("PROCTOR_INSTRUCTOR_LINK_MAX_S", LINK_MAX_S))
 
 
 def _read_token(token: str) -> Mapping[str, Any] | None:
@@ -69,7 +84,12 @@ def _read_token(token: str) -> Mapping[str, Any] | None:
         payload = _serializer().loads(token, max_age=_ttl())
     except BadSignature:  # forged, altered or expired
         return None
-    return payload if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return None
+    launched = payload.get("t")
+    if not isinstance(launched, int | float) or time.time() - launched > _link_max_s():
+        return None  # the working day since the launch is over, however often refreshed
+    return payload
 
 
 def _exam_of(payload: Mapping[str, Any]) -> Exam | None:
@@ -95,7 +115,8 @@ def instructor_page(view: Callable[..., Response]) -> Callable[..., Response]:
                 403, Reason.INSTRUCTOR_TOKEN_REFUSED, _("This link is not for this exam")
             )
         origins = tuple(o for o in payload.get("o") or () if isinstance(o, str))
-        page = InstructorPage(exam, token=instructor_token(exam, origins), origins=origins)
+        fresh = instructor_token(exam, origins, launched_at=float(payload["t"]))
+        page = InstructorPage(exam, token=fresh, origins=origins)
         return view(page, **kwargs)
 
     return wrapper
@@ -114,17 +135,7 @@ class InstructorPage:
 def _secured(response: Response, origins: Sequence[str]) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Content-Security-Policy"] = "; ".join(
-        [
-            "default-src 'self'",
-            "script-src 'self'",  # instructor.js only: times in the reader's zone
-            "style-src 'self'",
-            "img-src 'self'",
-            " ".join(["frame-ancestors 'self'", *origins]),
-            "base-uri 'none'",
-            "form-action 'self'",
-        ]
-    )
+    response.headers["Content-Security-Policy"] = headers.instructor_csp(origins)
     return response
 
 

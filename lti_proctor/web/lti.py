@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, make_response, render_template, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy import text
 
 from lti_proctor.attempts.operations import parse_max_attempts
 from lti_proctor.extensions import db
 from lti_proctor.identity import sync_exam_from_launch, sync_learner_from_launch
 from lti_proctor.lti.claims import MessageType
+from lti_proctor.lti.context import LaunchContext
 from lti_proctor.lti.errors import LaunchError
-from lti_proctor.lti.launch import LaunchContext, validate_launch
+from lti_proctor.lti.launch import validate_launch
 from lti_proctor.lti.oidc import LaunchSettings, clear_state_cookie, start_login
 from lti_proctor.lti.registrations import DbToolConf
 from lti_proctor.lti.roles import Destination, decide_destination
@@ -64,6 +66,10 @@ def login() -> ResponseReturnValue:
 def launch() -> ResponseReturnValue:
     """The platform's form_post of the id_token: validate it, then answer the launch."""
     settings = launch_settings()
+    # Registrations come from a cache, so nothing else would reach the database before the
+    # nonce is spent: open the transaction first, so a database outage refuses the launch with
+    # its nonce intact and the outage page's "Try again" can post it once more.
+    db.session.execute(text("SELECT 1"))
     ctx = validate_launch(
         request.form.to_dict(),
         request.cookies,

@@ -116,3 +116,21 @@ def test_describe_error_cuts_out_credentials(message: str, secret: str) -> None:
 def test_describe_error_is_short() -> None:
     text = describe_error(RuntimeError("x" * 5000))
     assert len(text) == LAST_ERROR_MAX_CHARS and text.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("attempts", "age_s", "again"),
+    [(8, None, False), (8, 3600.0, True), (40, 2 * 86400.0, True), (40, 3 * 86400.0, False)],
+)
+def test_horizon_keeps_a_retryable_job_going_for_days(
+    attempts: int, age_s: float | None, again: bool
+) -> None:
+    policy = RetryPolicy(max_attempts=8, horizon_s=3 * 86400)
+    assert policy.should_retry(attempts, age_s=age_s) is again
+
+
+def test_horizon_comes_from_config_and_defaults_to_three_days() -> None:
+    from lti_proctor.config import Defaults
+
+    assert RetryPolicy.from_config({"OUTBOX_RETRY_HORIZON_S": "600"}).horizon_s == 600
+    assert Defaults.OUTBOX_RETRY_HORIZON_S == 3 * 86400

@@ -197,6 +197,59 @@ def test_retryable_error_on_the_last_attempt_makes_the_job_dead(
     assert job.last_error == "ProviderUnavailableError: service unavailable (status 503)"
 
 
+def test_retryable_job_outlives_max_attempts_within_the_horizon_then_dies(
+    app: Flask, ctx: None, clock: Clock, register: Register
+) -> None:
+    """An LMS down for two days: the job is still waiting, not dead; after three days it is."""
+    runs: list[int] = []
+
+    def always_down(payload: dict[str, Any]) -> None:
+        runs.append(1)
+        raise ProviderUnavailableError("service unavailable", status=503)
+
+    register("test.down", always_down)
+    job_id = add_job("test.down")
+    policy = RetryPolicy(max_attempts=3, max_delay_s=3600, jitter=0, horizon_s=3 * 86400)
+    worker = make_worker(app, clock, policy=policy)
+    for _ in range(48):  # two days, one look an hour
+        worker.run_once()
+        clock.advance(3600)
+
+    assert reload(job_id).status == "todo"
+    assert len(runs) > 3
+    for _ in range(30):
+        worker.run_once()
+        clock.advance(3600)
+
+    job = reload(job_id)
+    assert job.status == "failed"
+    assert job.last_error == "ProviderUnavailableError: service unavailable (status 503)"
+
+
+def test_outage_backlog_succeeds_once_the_lms_is_back(
+    app: Flask, ctx: None, clock: Clock, register: Register
+) -> None:
+    down = {"until": clock.now + timedelta(hours=30)}
+    done: list[int] = []
+
+    def flaky(payload: dict[str, Any]) -> None:
+        if clock.now < down["until"]:
+            raise ProviderUnavailableError("bad gateway", status=502)
+        done.append(payload["n"])
+
+    register("test.flaky", flaky)
+    ids = [add_job("test.flaky", {"n": n}) for n in range(3)]
+    worker = make_worker(app, clock, policy=RetryPolicy.from_config(app.config))
+    for _ in range(2000):
+        if len(done) == 3:
+            break
+        if not worker.run_once():
+            clock.advance(600)
+
+    assert sorted(done) == [0, 1, 2]
+    assert {reload(i).status for i in ids} == {"succeeded"}
+
+
 @pytest.mark.parametrize(
     ("exc", "error"),
     [
@@ -495,3 +548,16 @@ def test_start_embedded_worker_twice_keeps_one_thread(app: Flask) -> None:
     finally:
         stop_embedded_worker(app)
     assert not first.thread.is_alive()
+
+
+def test_unexpected_error_logs_its_traceback_redacted(
+    app: Flask, ctx: None, clock: Clock, register: Register, caplog: pytest.LogCaptureFixture
+) -> None:
+    register("test.bug", failing(RuntimeError("token call failed: Bearer sdk-token-77")))
+    add_job("test.bug")
+    make_worker(app, clock).run_once()
+    [record] = [r for r in caplog.records if "dead" in r.getMessage()]
+    text = record.getMessage()
+    assert "Traceback (most recent call last)" in text
+    assert "RuntimeError: token call failed: Bearer [redacted]" in text
+    assert "sdk-token-77" not in text

@@ -42,7 +42,7 @@ from lti_proctor.lti.ags import (
 )
 from lti_proctor.store import DatabaseStore, RedisStore, SharedStore, get_store
 from tests.constants import REDIS_URL
-from tests.fakes.ags import CanvasFake, FakeLms, MoodleFake
+from tests.fakes.ags import CanvasFake, FakeLms, MoodleFake, OpenEdxFake
 from tests.services import redis_available
 
 KID = "tool-key-2030-05"
@@ -250,6 +250,53 @@ def test_older_score_arriving_late_does_not_overwrite(
     assert outcome == ScoreOutcome.SUPERSEDED
     shown = lms.latest_score(item, user)
     assert shown is not None and shown["comment"] == f"Proctoring: {newer}."
+
+
+@pytest.fixture
+def openedx(http: responses.RequestsMock, tool_key: RSAPrivateKey) -> FakeLms:
+    return OpenEdxFake(public_key=tool_key.public_key(), kid=KID).install(http)
+
+
+@pytest.fixture
+def openedx_ags(
+    openedx: FakeLms, store: SharedStore, signer: Callable[[], tuple[str, RSAPrivateKey]]
+) -> AgsClient:
+    return AgsClient(credentials_for(openedx), store=store, signer=signer, timeout=2)
+
+
+def test_open_edx_repeated_score_is_already_applied_not_an_error(
+    openedx_ags: AgsClient, openedx: FakeLms
+) -> None:
+    item, user = line_item(openedx_ags, openedx), student_of(openedx)
+    assert openedx_ags.post_score(item, a_score(user, T0, "finished")) == ScoreOutcome.ACCEPTED
+
+    again = openedx_ags.post_score(item, a_score(user, T0, "finished"))
+
+    assert again == ScoreOutcome.ALREADY_APPLIED
+    assert len(openedx.scores[(item, user)]) == 1
+
+
+def test_open_edx_older_score_is_superseded_not_an_error(
+    openedx_ags: AgsClient, openedx: FakeLms
+) -> None:
+    item, user = line_item(openedx_ags, openedx), student_of(openedx)
+    openedx_ags.post_score(item, a_score(user, T0 + timedelta(minutes=55), "reported"))
+
+    outcome = openedx_ags.post_score(item, a_score(user, T0, "started"))
+
+    assert outcome == ScoreOutcome.SUPERSEDED
+    shown = openedx.latest_score(item, user)
+    assert shown is not None and shown["comment"] == "Proctoring: reported."
+
+
+def test_open_edx_other_400_is_still_rejected(openedx_ags: AgsClient, openedx: FakeLms) -> None:
+    item = line_item(openedx_ags, openedx)
+    openedx.fail_next(400, body=json.dumps({"user_id": ["This field is required."]}))
+
+    with pytest.raises(AgsRejectedError) as caught:
+        openedx_ags.post_score(item, a_score(student_of(openedx), T0))
+
+    assert "This field is required." in str(caught.value)
 
 
 def test_score_goes_to_scores_before_the_query_with_the_score_content_type(

@@ -13,7 +13,7 @@ from flask import Flask, render_template
 from flask.testing import FlaskClient
 
 from lti_proctor.extensions import db
-from lti_proctor.lti.launch import LaunchContext
+from lti_proctor.lti.context import LaunchContext
 from lti_proctor.lti.registrations import Deployment
 from lti_proctor.lti.roles import Role
 from lti_proctor.sandbox.lms import create_sandbox_lms

@@ -237,3 +237,22 @@ def test_unknown_event_kind_is_refused() -> None:
 def test_decode_body_without_content_type_tries_json_then_form() -> None:
     assert decode_body(b'{"a": 1}', None) == {"a": 1}
     assert decode_body(b"a=1&b[c]=2", "") == {"a": "1", "b": {"c": "2"}}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("report_url", "https://app.trustexam.test/report/" + "r" * 2100),
+        ("attempt_id_of_service", "9" * 200),
+    ],
+)
+def test_values_over_the_columns_limits_read_as_absent(field: str, value: str) -> None:
+    body = json.loads(json.dumps(FINISH))
+    if field == "report_url":
+        body["report_url"] = value
+        body.get("attempt", {}).pop("report_url", None)
+    else:
+        body["attempt"] = {**body.get("attempt", {}), "id": value}
+    event = parse_event("finish", json.dumps(body).encode(), "application/json")
+    assert event.kind == "finish"
+    assert (event.report_url if field == "report_url" else event.service_attempt_id) is None

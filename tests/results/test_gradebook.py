@@ -193,6 +193,27 @@ def test_lms_down_for_a_while_then_every_update_arrives(app, world, clock, failu
     assert (score["gradingProgress"], score["scoreGiven"]) == ("FullyGraded", 90)
 
 
+def test_lms_down_for_two_days_then_the_backlog_drains_in_order(app, world, clock):
+    world.lms.fail_next(503, body="Service Unavailable", times=100_000)
+    finished_attempt(world, report={"overall_risk_score": 10})
+    for _ in range(48):
+        drain(app, clock, seconds=3600)
+    assert not world.jobs(JobStatus.FAILED)  # still waiting after two days, none dead
+    assert not world.proctoring_items()  # nothing reached the LMS yet
+
+    world.lms.recover()
+    for _ in range(3):
+        drain(app, clock, seconds=3600)
+
+    assert not world.jobs(JobStatus.FAILED) and not world.jobs(JobStatus.TODO)
+    score = world.gradebook()
+    assert (score["gradingProgress"], score["scoreGiven"]) == ("FullyGraded", 90)
+    # Whatever order the held-back jobs ran in, the column never went back to an older status.
+    rank = {("Started", "Pending"): 0, ("Completed", "Pending"): 1, ("Completed", "FullyGraded"): 2}
+    shown = [rank[entry] for entry in world.history()]
+    assert shown == sorted(shown)
+
+
 def test_expired_token_gets_one_fresh_token_and_the_status_arrives(app, world, clock):
     attempt = world.student_attempt()
     world.webhook(attempt, "start")

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from lti_proctor.sandbox.lms import create_sandbox_lms
-from lti_proctor.sandbox.lms_data import BOS, DEEP_LINKING, DL, RESOURCE_LINK
+from lti_proctor.sandbox.lms_data import BOS, DEEP_LINKING, DL, LTI, RESOURCE_LINK
 from lti_proctor.sandbox.lms_platform import PendingLaunch, SandboxLms, get_sandbox_lms
 from tests.launches import load_fixture
 from tests.live import parse_forms
@@ -298,3 +298,25 @@ def test_custom_parameters_and_nrps_are_sent_when_configured(family: str) -> Non
 def test_unknown_family_is_refused() -> None:
     with pytest.raises(ValueError, match="family"):
         create_sandbox_lms(base_url="http://x", tool_url=TOOL, family="blackboard")
+
+
+@pytest.mark.parametrize("family", ["moodle", "canvas"])
+@pytest.mark.parametrize(
+    ("accept", "locale"), [("kk-KZ,ru;q=0.8", "kk"), ("ru-RU", "ru"), ("de-DE", "en"), (None, "en")]
+)
+def test_launch_carries_the_users_language_as_its_locale(
+    family: str, accept: str | None, locale: str
+) -> None:
+    app = fixture_like_lms(family)
+    client = app.test_client()
+    headers = {"Accept-Language": accept} if accept else {}
+    form = _post_form(client.get("/launch/final/student", headers=headers).get_data(as_text=True))
+    params = {**_auth_params(app), "lti_message_hint": form["lti_message_hint"]}
+
+    resp = _authorize(client, family, params)
+
+    token = _post_form(resp.get_data(as_text=True))["id_token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims[LTI + "launch_presentation"]["locale"] == locale
+    if family == "canvas":
+        assert claims["locale"] == locale

@@ -11,6 +11,7 @@ from flask import Flask
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.extensions import db
 from lti_proctor.proctoring.profiles import get_profiles
+from lti_proctor.timeutil import utcnow
 from lti_proctor.web import exam_page
 from tests.factories import make_platform
 from tests.factories_attempts import ACCESS_CODE, EXAM_URL, PROCTOR_CONFIG, SDK_URL, make_attempt
@@ -63,6 +64,7 @@ def test_page_mounts_sdk_and_reveals_exam_only_after_start_webhook(app):
     playwright, chromium = _chromium()
     with app.app_context():
         attempt = make_attempt(make_platform(), get_profiles(app)["standard"])
+        attempt.token_refreshed_at = utcnow()  # launched just now: the exam's window is open
         db.session.commit()
         attempt_id, secret = attempt.id, attempt.webhook_secret
     with app.test_request_context():

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import html
+import re
+import sqlite3
+
+import psycopg
+import pytest
+import redis
+
+from lti_proctor.extensions import db
+from lti_proctor.web import exam_page
+from tests.factories_attempts import EXAM_URL, PROCTOR_CONFIG, fake_service
+from tests.launches import LaunchBuilder
+
+
+@pytest.fixture
+def app_config(app_config):
+    app_config.update(PROCTOR_CONFIG)
+    return app_config
+
+
+@pytest.fixture
+def lms(app, client, http):
+    return LaunchBuilder(app, client, http)
+
+
+@pytest.fixture
+def database_down(app, monkeypatch):
+    """Every new database connection is refused, as when the server is down; call to start."""
+
+    def stop():
+        with app.app_context():
+            engine = db.engine
+        engine.dispose()
+        refused = (
+            sqlite3.OperationalError("unable to open database file")
+            if engine.dialect.name == "sqlite"
+            else psycopg.OperationalError("connection refused")
+        )
+
+        def refuse(*args, **kwargs):
+            raise refused
+
+        monkeypatch.setattr(engine.pool, "_creator", refuse)
+        return lambda: monkeypatch.undo()
+
+    return stop
+
+
+def hidden_fields(page):
+    return {
+        m.group(1): html.unescape(m.group(2))
+        for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)
+    }
+
+
+def test_database_down_at_launch_is_a_503_page_whose_retry_works(
+    app, client, lms, http, database_down
+):
+    fake_service(http)
+    login = lms.login()
+    token = lms.sign(lms.claims(login, overrides={"custom": {"exam_url": EXAM_URL}}))
+    back = database_down()
+
+    resp = lms.post(token, login.state)
+
+    assert resp.status_code == 503
+    page = resp.get_data(as_text=True)
+    assert "tool.unavailable" in page and "Try again" in page
+    assert resp.headers["Retry-After"] == "30"
+    assert "Content-Security-Policy" in resp.headers
+    form = hidden_fields(page)
+    assert form == {"id_token": token, "state": login.state}
+
+    back()
+    retried = client.post("/lti/launch", data=form)
+    assert retried.status_code == 200
+    assert "question-wrapper" in retried.get_data(as_text=True)
+
+
+def test_database_down_for_the_exam_api_is_a_503_json(app, client, database_down):
+    with app.test_request_context():
+        token = exam_page.sign("api", {"a": "00000000-0000-4000-8000-000000000000"})
+    database_down()
+    resp = client.get(
+        "/exam/api/attempt/state",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
+    assert resp.status_code == 503
+    assert resp.get_json()["error"] == "tool.unavailable"
+
+
+def test_shared_store_down_at_login_is_a_503_page_with_a_retry(app, lms, app_config):
+    if "REDIS_URL" not in app_config:
+        pytest.skip("the SQLite run keeps the shared store in the database")
+    store = app.extensions["lti_proctor_store"]
+    store._r = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+
+    login = lms.login()
+
+    assert login.response.status_code == 503
+    page = login.response.get_data(as_text=True)
+    assert "tool.unavailable" in page
+    assert hidden_fields(page)["iss"] == lms.fixture["login_initiation"]["iss"]
