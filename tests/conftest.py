@@ -17,16 +17,15 @@ from typing import Any
 
 import pytest
 import responses
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from lti_proctor import create_app
-from lti_proctor.extensions import db
 from tests.constants import PG_URL, REDIS_URL, TOOL_URL
 from tests.services import (
+    close_app_database,
     migrate,
     pg_available,
     private_pg_schema,
@@ -103,13 +102,7 @@ def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     proctoring_client = application.extensions.pop("lti_proctor_client", None)
     if proctoring_client is not None:
         proctoring_client.close()  # the app's kept-alive connections end with the app
-    with application.app_context():
-        db.session.remove()
-        if db.engine.dialect.name == "postgresql":
-            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            with db.engine.begin() as conn:
-                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.engine.dispose()
+    close_app_database(application)
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ from functools import cache
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 
+from lti_proctor.extensions import db
 from lti_proctor.schema import upgrade_database
 from tests.constants import PG_URL, REDIS_URL
 
@@ -69,3 +71,15 @@ def private_pg_schema(prefix: str) -> Iterator[str]:
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+def close_app_database(app: Flask) -> None:
+    """End a test app's database use: on the shared PostgreSQL schema, empty every table (the
+    next test starts clean: no tool key sealed with this app's secret), then drop connections."""
+    with app.app_context():
+        db.session.remove()
+        if db.engine.dialect.name == "postgresql":
+            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            with db.engine.begin() as conn:
+                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.engine.dispose()
