@@ -10,7 +10,7 @@ from flask import Flask
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the tool's Flask app from defaults, instance config, environment and overrides."""
-    from lti_proctor import config, crypto, logs, schema, store
+    from lti_proctor import config, crypto, housekeeping, logs, schema, store
     from lti_proctor.cli import register_cli
     from lti_proctor.extensions import db
     from lti_proctor.jobs import worker
@@ -33,6 +33,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     keys.init_app(app)  # the first tool key pair, on first start
     profiles.init_app(app)  # a broken profile file stops start-up here
     worker.init_app(app, HANDLERS)  # the job handlers; the embedded worker, when configured
+    housekeeping.init_app(app)  # what every outbox worker runs now and then
     register_blueprints(app)
     register_cli(app)
     return app

@@ -7,6 +7,8 @@ create_app() registers them on the app, so `flask --app lti_proctor ...` works t
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -15,6 +17,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from lti_proctor.crypto import SealError, reseal_all
+from lti_proctor.exam_settings import reseal_access_codes
 from lti_proctor.extensions import db
 from lti_proctor.lti import keys as tool_keys
 from lti_proctor.lti.platforms import (
@@ -48,17 +51,75 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(attempts_group)
 
 
+WORKER_CLASSES = ("gevent", "gthread")
+DEFAULT_THREADS = 32  # gthread: 30+ proctoring-service calls in flight per worker
+
+
+def gunicorn_argv(
+    *, host: str, port: int, workers: int, worker_class: str, threads: int
+) -> list[str]:
+    """The command line that runs the tool under gunicorn with the shipped configuration."""
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:lti_proctor.gunicorn_conf"]
+    argv += ["--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    argv += ["--workers", str(workers), "--worker-class", worker_class]
+    if worker_class == "gthread":
+        argv += ["--threads", str(threads)]
+    return argv
+
+
+def _default_workers(app: Flask) -> int:
+    """One per CPU core; one on SQLite, whose single writer more workers would only queue on."""
+    if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
+        return 1
+    return max(1, os.cpu_count() or 1)
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-def serve_command(host: str, port: int) -> None:
-    """Run the tool's web server."""
-    from flask import current_app
-    from werkzeug.serving import run_simple
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    help="gunicorn worker processes [default: one per CPU core; 1 on SQLite].",
+)
+@click.option(
+    "--worker-class",
+    type=click.Choice(WORKER_CLASSES),
+    default="gevent",
+    show_default=True,
+    help="gevent: a greenlet per request; gthread: a thread pool per worker.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 1000),
+    help=f"Threads per worker, with --worker-class gthread [default: {DEFAULT_THREADS}].",
+)
+@click.option("--dev", is_flag=True, help="werkzeug's reloading development server instead.")
+@with_appcontext
+def serve_command(
+    host: str, port: int, workers: int | None, worker_class: str, threads: int | None, dev: bool
+) -> None:
+    """Run the tool's web server: gunicorn, or the development server with --dev."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if dev:
+        from werkzeug.serving import run_simple
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    click.secho(f"lti-proctor listening on http://{host}:{port}", fg="green")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+        click.secho(f"lti-proctor (development server) on http://{host}:{port}", fg="yellow")
+        run_simple(host, port, app, threaded=True, use_reloader=True)
+        return
+    if threads is not None and worker_class != "gthread":
+        raise click.UsageError("--threads goes with --worker-class gthread")
+    argv = gunicorn_argv(
+        host=host,
+        port=port,
+        workers=workers or _default_workers(app),
+        worker_class=worker_class,
+        threads=threads or DEFAULT_THREADS,
+    )
+    # Building the app here (AUTO_SETUP) prepared the database once; the workers never do.
+    click.secho(f"lti-proctor on http://{host}:{port} ({' '.join(argv[3:])})", fg="green")
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
 
 
 # --- platform: the LMS registrations that may launch the tool ---------------------------------
@@ -291,6 +352,7 @@ def keys_rotate_encryption() -> None:
     ENCRYPTION_KEY; set the previous key in ENCRYPTION_KEY_OLD first."""
     try:
         counts = reseal_all()
+        counts["access codes"] = reseal_access_codes()  # kept as sealed text, sealed by hand
     except SealError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc
@@ -308,15 +370,36 @@ def keys_rotate_encryption() -> None:
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Run the jobs due now, then exit.")
 @click.option("--id", "worker_id", help="Name in locked_by [default: host:pid].")
+@click.option(
+    "--nice",
+    type=click.IntRange(0, 19),
+    help="Lower the OS priority by this much, so web workers win the CPU "
+    "[default: OUTBOX_WORKER_NICE, 10].",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve this worker's Prometheus metrics (AGS answers, token requests, service calls) "
+    "on 127.0.0.1:PORT.",
+)
 @with_appcontext
-def worker_command(once: bool, worker_id: str | None) -> None:
+def worker_command(
+    once: bool, worker_id: str | None, nice: int | None, metrics_port: int | None
+) -> None:
     """Run an outbox worker; SIGTERM or Ctrl-C stops it after the current job."""
-    from lti_proctor.jobs.worker import Worker, run_until_signalled
+    from lti_proctor.jobs.worker import Worker, lower_priority, run_until_signalled
     from lti_proctor.results.reconcile import schedule_reconcile
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     schedule_reconcile(app)  # the periodic reconcile keeps itself going from its first run
     db.session.commit()
+    increment = int(app.config["OUTBOX_WORKER_NICE"] if nice is None else nice)
+    if increment:
+        click.echo(f"Worker priority lowered: nice {lower_priority(increment)}.")
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
     worker = Worker(app, worker_id=worker_id)
     if once:
         ran = worker.drain(max_jobs=10_000)

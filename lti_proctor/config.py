@@ -84,6 +84,20 @@ class Defaults:
     # this old: an outage over a weekend drains once the LMS is back, instead of dying in an hour.
     OUTBOX_RETRY_HORIZON_S = 3 * 24 * 3600
     OUTBOX_POLL_INTERVAL_S = 1.0  # an idle worker looks for due jobs this often
+    # On PostgreSQL an idle worker sleeps until NOTIFY (sent by enqueue) or the next due job,
+    # and looks anyway after this long: the poll is only the fallback.
+    OUTBOX_LISTEN_FALLBACK_S = 30.0
+    OUTBOX_CLAIM_BATCH = 10  # jobs claimed per transaction
+    OUTBOX_WORKER_NICE = 10  # `lti-proctor worker` lowers its OS priority by this (0: not)
+    OUTBOX_KEEP_SUCCEEDED_DAYS = 7.0  # succeeded jobs are pruned after this age
+    HOUSEKEEPING_INTERVAL_S = 300.0  # a worker purges expired store rows and old jobs this often
+
+    LOG_FORMAT = "text"  # or "json": one object per line
+    LOG_LEVEL = "INFO"
+    # How many reverse proxies in front of the tool set X-Forwarded-For/-Proto/-Host/-Port
+    # (0: trust none of them). One TLS proxy: 1.
+    PROXY_FIX_HOPS = 0
+
     ATTEMPTS_RECONCILE_INTERVAL_S = 900  # the attempts.reconcile job runs again after this
 
 

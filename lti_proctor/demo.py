@@ -184,7 +184,7 @@ def tool_config(urls: DemoUrls, api_key: str) -> dict[str, Any]:
 
 
 def exam_custom(lms_url: str) -> dict[str, str]:
-    """The custom parameters of the demo's proctored exam link."""
+    """The demo exam's settings as legacy custom parameters (kept in the tool by _register)."""
     from lti_proctor.sandbox.lms_quiz import quiz_url
 
     return {
@@ -192,6 +192,32 @@ def exam_custom(lms_url: str) -> dict[str, str]:
         "access_code": ACCESS_CODE,
         "proctoring_profile": PROFILE,
     }
+
+
+def seed_demo_exam(described: Mapping[str, str | None], context_id: str, lms_url: str) -> str:
+    """Keep the demo exam's settings in the tool, as deep linking would; returns its reference.
+
+    The seeded link then carries only `custom: {"exam": ref}`: the access code never rides in
+    the student's launch. Flushes, never commits.
+    """
+    from lti_proctor.exam_settings import Owner, SettingsInput, create_settings
+    from lti_proctor.lti.platforms import get_platform_by_client
+
+    platform = get_platform_by_client(str(described["issuer"]), str(described["client_id"]))
+    assert platform is not None  # registered just before
+    custom = exam_custom(lms_url)
+    values = SettingsInput(
+        title="Final exam",
+        exam_url=custom["exam_url"],
+        access_code=ACCESS_CODE,
+        profile=PROFILE,
+        max_attempts=1,
+        opens_at=None,
+        closes_at=None,
+        review_threshold=None,
+    )
+    owner = Owner(platform.id, str(described["deployment_id"]), context_id)
+    return create_settings(owner, values, created_by=None).ref
 
 
 def register_sandbox_platform(described: Mapping[str, str | None]) -> str:
@@ -246,16 +272,20 @@ def _build_tool(urls: DemoUrls, api_key: str, overrides: Mapping[str, Any] | Non
 
 
 def _register(tool_app: Flask, lms_app: Flask) -> str:
-    """Register the sandbox LMS in the tool's registry and commit."""
+    """Register the sandbox LMS in the tool's registry, keep its exam in the tool, commit."""
     from lti_proctor.extensions import db
     from lti_proctor.sandbox.lms_platform import get_sandbox_lms
 
+    lms = get_sandbox_lms(lms_app)
     with tool_app.app_context():
         try:
-            outcome = register_sandbox_platform(get_sandbox_lms(lms_app).describe())
+            described = lms.describe()
+            outcome = register_sandbox_platform(described)
+            ref = seed_demo_exam(described, lms.course.context_id, lms.site.base_url)
             db.session.commit()
         finally:
             db.session.remove()
+    lms.links["final"].custom = {"exam": ref}
     return outcome
 
 

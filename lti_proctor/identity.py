@@ -35,6 +35,13 @@ class GradebookClaim(Protocol):
     def lineitem(self) -> str | None: ...
 
 
+class RosterClaim(Protocol):
+    """The NRPS claim of a launch, as far as the Exam row keeps it."""
+
+    @property
+    def context_memberships_url(self) -> str: ...
+
+
 class LaunchFacts(Protocol):
     """What the rows here are synced from: a validated launch (lti.context.LaunchContext is one).
 
@@ -67,6 +74,8 @@ class LaunchFacts(Protocol):
     def email(self) -> str | None: ...
     @property
     def ags(self) -> GradebookClaim | None: ...
+    @property
+    def nrps(self) -> RosterClaim | None: ...
 
 
 def _hashed(*parts: str) -> str:
@@ -109,6 +118,12 @@ class Exam(db.Model):  # type: ignore[name-defined,misc]
     # The tool's "Proctoring: <exam>" column, found or created once by the gradebook job.
     proctoring_lineitem_url: Mapped[str | None] = mapped_column(String(1024))
     ags_scopes: Mapped[list[str] | None] = mapped_column(JSON)
+    # The course roster (NRPS) URL, as the latest launch carrying the claim gave it.
+    memberships_url: Mapped[str | None] = mapped_column(String(1024))
+    # The exam settings kept in the tool (deep linking, or a legacy link moved into the tool).
+    settings_id: Mapped[int | None] = mapped_column(
+        ForeignKey("exam_settings.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -177,7 +192,14 @@ def _exam_fields(ctx: LaunchFacts) -> dict[str, Any]:
             lineitem_url=ctx.ags.lineitem,
             ags_scopes=list(ctx.ags.scopes),
         )
+    if ctx.nrps is not None:
+        fields["memberships_url"] = ctx.nrps.context_memberships_url[:1024]
     return fields
+
+
+def link_exam_settings(exam: Exam, settings_id: int, *, now: datetime) -> None:
+    """Tie the placement to the exam settings kept in the tool (a no-op when already tied)."""
+    _update(exam, {"settings_id": settings_id}, now=now)
 
 
 def sync_learner_from_launch(ctx: LaunchFacts, *, now: datetime) -> Learner:

@@ -39,6 +39,12 @@ class Reason(StrEnum):
     INVALID = "launch.invalid"
     # What a launch asks for that the tool cannot provide.
     PROFILE_UNKNOWN = "launch.profile_unknown"
+    EXAM_NOT_FOUND = "launch.exam_not_found"
+    EXAM_NOT_OPEN = "launch.exam_not_open"
+    ACCESS_CODE_EXPOSED = "launch.access_code_exposed"
+    DEEP_LINK_UNSUPPORTED = "launch.deep_link_unsupported"
+    # Adding an exam by deep linking (the form shown in the LMS frame).
+    DEEP_LINK_EXPIRED = "deep_link.expired"
     PROCTOR_UNAVAILABLE = "proctor.unavailable"
     PROCTOR_REJECTED = "proctor.rejected"
     TOOL_UNAVAILABLE = "tool.unavailable"  # our database or Redis is unreachable
@@ -53,6 +59,8 @@ class Reason(StrEnum):
     INSTRUCTOR_TOKEN_INVALID = "instructor.token_invalid"
     INSTRUCTOR_TOKEN_REFUSED = "instructor.token_refused"
     INSTRUCTOR_ATTEMPT_UNKNOWN = "instructor.attempt_unknown"
+    INSTRUCTOR_REVIEW_INVALID = "instructor.review_invalid"
+    INSTRUCTOR_NO_LEGACY_CODE = "instructor.no_legacy_code"
     # The proctoring service's webhooks.
     WEBHOOK_UNAUTHORIZED = "webhook.unauthorized"
     WEBHOOK_BAD_BODY = "webhook.bad_body"

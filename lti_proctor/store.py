@@ -59,6 +59,10 @@ class RedisStore:
     def _k(self, key: str) -> str:
         return self._prefix + key
 
+    def ping(self) -> None:
+        """Raise when Redis does not answer (a readiness check)."""
+        self._r.ping()
+
     def get(self, key: str) -> str | None:
         """Return the live value of key, or None."""
         value = self._r.get(self._k(key))

@@ -84,6 +84,7 @@ def app_config(db_url: str, tmp_path: Path, first_key_pem: str) -> dict[str, Any
         "SECRET_KEY": "test-secret-key",
         "BASE_URL": TOOL_URL,
         "PROCTOR_TIMEOUT_S": 2,
+        "OUTBOX_WORKER_NICE": 0,  # `worker` commands run in the test process: keep its priority
     }
     if db_url.startswith("postgresql") and redis_available():
         config["REDIS_URL"] = REDIS_URL

@@ -3,6 +3,7 @@ launch from the sandbox LMS reaching the tool's exam wrapper over real HTTP."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -131,18 +132,16 @@ def test_sandbox_lms_is_registered_in_the_tool(demo: RunningDemo) -> None:
     assert lms.tool_login_url == demo.urls.tool + "/lti/login"
 
 
-def test_exam_link_carries_the_quiz_access_code_and_profile(demo: RunningDemo) -> None:
+def test_exam_link_carries_only_the_exam_reference(demo: RunningDemo) -> None:
     from lti_proctor.sandbox.lms_platform import PendingLaunch
 
     lms = get_sandbox_lms(demo.lms_app)
 
     claims = lms.claims(PendingLaunch("student", "final", RESOURCE_LINK, 1), nonce="n", iat=1)
 
-    assert claims[CUSTOM] == {
-        "exam_url": demo.urls.lms + "/quiz/1",
-        "access_code": ACCESS_CODE,
-        "proctoring_profile": "standard",
-    }
+    # The quiz URL, access code and profile are kept in the tool (issue 8), not in the launch.
+    assert list(claims[CUSTOM]) == ["exam"] and claims[CUSTOM]["exam"].startswith("ex_")
+    assert ACCESS_CODE not in json.dumps(claims)
     assert {u.is_instructor for u in lms.users.values()} == {True, False}
 
 

@@ -51,8 +51,9 @@ class Attempt(db.Model):  # type: ignore[name-defined,misc]
 
     # Revealed to the page only once the attempt has started.
     exam_url: Mapped[str | None] = mapped_column(String(2048))
-    access_code: Mapped[str | None] = mapped_column(String(255))
+    access_code: Mapped[str | None] = mapped_column(Text)  # sealed (exam_settings.seal_code)
 
+    language: Mapped[str | None] = mapped_column(String(16))  # the launch's, for the gradebook
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the page's word only

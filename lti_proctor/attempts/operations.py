@@ -24,6 +24,7 @@ from lti_proctor.attempts.models import Attempt, WebhookEvent
 from lti_proctor.attempts.states import OPEN, USED, AttemptStatus
 from lti_proctor.attempts.transitions import advance
 from lti_proctor.dbtypes import insert_if_absent, insert_returning
+from lti_proctor.exam_settings import seal_code, unseal_code
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner
 from lti_proctor.jobs.outbox import enqueue
@@ -88,6 +89,7 @@ def begin_start(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     exam_url: str | None = None,
     access_code: str | None = None,
+    language: str | None = None,
 ) -> PendingStart:
     """Phase 1 of a launch: find the learner's open attempt, or insert a new one if allowed.
 
@@ -111,7 +113,7 @@ def begin_start(
             finished = StartOutcome("finished", history[0] if history else None, used, max_attempts)
             return PendingStart(finished, None, exam_url, access_code)
         number = (history[0].number if history else 0) + 1
-        attempt = _insert_attempt(exam, learner, profile, number=number, now=now)
+        attempt = _insert_attempt(exam, learner, profile, number=number, now=now, language=language)
         if attempt is not None:
             outcome = StartOutcome("new", attempt, used, max_attempts)
             break
@@ -136,7 +138,7 @@ def complete_start(pending: PendingStart, result: SessionResult, *, now: datetim
     profile, created = pending.session.profile, table.c.state == AttemptStatus.CREATED.value
     values: dict[str, Any] = {
         "exam_url": pending.exam_url or None,
-        "access_code": pending.access_code or None,
+        "access_code": seal_code(pending.access_code),
         "profile_name": case((created, profile.name), else_=table.c.profile_name),
         "start_proof": case((created, profile.start_proof), else_=table.c.start_proof),
         "token": result.token,
@@ -208,7 +210,13 @@ def _attempts_of(exam_id: int, learner_id: int) -> list[Attempt]:
 
 
 def _insert_attempt(
-    exam: Exam, learner: Learner, profile: Profile, *, number: int, now: datetime
+    exam: Exam,
+    learner: Learner,
+    profile: Profile,
+    *,
+    number: int,
+    now: datetime,
+    language: str | None = None,
 ) -> Attempt | None:
     """Insert attempt number; None when a concurrent launch took that number first."""
     attempt_id = str(uuid.uuid4())
@@ -225,6 +233,7 @@ def _insert_attempt(
             "webhook_secret": secrets.token_urlsafe(32),
             "created_at": now,
             "state_changed_at": now,
+            "language": (language or "")[:16] or None,
         },
         unique_on=["exam_id", "learner_id", "number"],
     )
@@ -404,4 +413,4 @@ def revealed_content(attempt: Attempt) -> Mapping[str, str | None] | None:
     """The exam URL and access code, once the attempt has started; None before (and after)."""
     if attempt.status != AttemptStatus.STARTED:
         return None
-    return {"exam_url": attempt.exam_url, "access_code": attempt.access_code}
+    return {"exam_url": attempt.exam_url, "access_code": unseal_code(attempt.access_code)}

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.dbtypes import UtcDateTime
 from lti_proctor.extensions import db
+from lti_proctor.jobs.outbox import enqueue
 from lti_proctor.timeutil import utcnow
 
 NOTE_MAX = 2000
@@ -86,6 +87,24 @@ def record_review(
     )
     db.session.add(row)
     db.session.flush()
+    return row
+
+
+def review_attempt(
+    attempt: Attempt,
+    decision: str,
+    *,
+    note: str | None,
+    reviewer: Reviewer,
+    now: datetime | None = None,
+) -> AttemptReview:
+    """Record a decision and queue the gradebook status it settles, once per decision."""
+    row = record_review(attempt, decision, note=note, reviewer=reviewer, now=now)
+    enqueue(
+        "ags.publish_status",
+        {"attempt_id": attempt.id, "state": attempt.state, "review_id": row.id},
+        dedupe_key=f"ags:{attempt.id}:review:{row.id}",
+    )
     return row
 
 

@@ -34,6 +34,7 @@ class ExamContent:
     exam_url: str | None = None
     access_code: str | None = None
     max_attempts: int = operations.DEFAULT_MAX_ATTEMPTS
+    language: str | None = None  # the launch's, for the gradebook comment
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ def start_attempt(
         max_attempts=content.max_attempts,
         exam_url=content.exam_url,
         access_code=content.access_code,
+        language=content.language,
     )
     commit()  # 1: the attempt row is ours before the service hears of it
     if pending.session is None:

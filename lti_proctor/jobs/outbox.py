@@ -1,4 +1,4 @@
-"""The outbox's operations: enqueue() a job in the current transaction, list and revive jobs.
+"""The outbox's operations: enqueue() a job in the current transaction, list, revive, prune jobs.
 
 Nothing here commits: enqueue() adds its row to the caller's transaction, so the job exists if and
 only if the state change that caused it was committed. The request, job or command edge commits.
@@ -7,14 +7,19 @@ only if the state change that caused it was committed. The request, job or comma
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, delete, func, select, text, update
 
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import JobStatus, OutboxJob
+from lti_proctor.metrics import OutboxGauge
 from lti_proctor.timeutil import utcnow
+
+# PostgreSQL channel on which enqueue() wakes idle workers (LISTEN in jobs/worker.py).
+NOTIFY_CHANNEL = "lti_proctor_outbox"
+_OPEN_STATUSES = (JobStatus.TODO.value, JobStatus.DOING.value, JobStatus.FAILED.value)
 
 
 def enqueue(
@@ -46,7 +51,19 @@ def enqueue(
     )
     db.session.add(job)
     db.session.flush()
+    if job.scheduled_at <= now:
+        notify_workers()
     return job
+
+
+def notify_workers() -> None:
+    """PostgreSQL: wake the idle workers when this transaction commits (nothing on rollback).
+
+    NOTIFY is transactional and PostgreSQL folds identical notifications of one transaction into
+    one, so a burst of enqueues costs the workers one wake-up. Elsewhere workers poll.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
 def get_waiting_job_id(dedupe_key: str) -> int | None:
@@ -102,3 +119,41 @@ def revive_dead_jobs(*, now: datetime | None = None) -> int:
     )
     db.session.flush()
     return int(getattr(result, "rowcount", 0))
+
+
+def prune_succeeded_jobs(*, older_than_s: float, now: datetime | None = None) -> int:
+    """Delete succeeded jobs created more than older_than_s ago; return how many went."""
+    cutoff = (now or utcnow()) - timedelta(seconds=older_than_s)
+    result = db.session.execute(
+        delete(OutboxJob)
+        .where(OutboxJob.status == JobStatus.SUCCEEDED.value, OutboxJob.created_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def find_outbox_gauges(*, now: datetime | None = None) -> list[OutboxGauge]:
+    """Open jobs (todo, doing, failed) by kind and status, with the oldest due todo job's age."""
+    moment = now or utcnow()
+    due_since = case(
+        (
+            and_(OutboxJob.status == JobStatus.TODO.value, OutboxJob.scheduled_at <= moment),
+            OutboxJob.scheduled_at,
+        )
+    )
+    rows = db.session.execute(
+        select(OutboxJob.kind, OutboxJob.status, func.count(), func.min(due_since))
+        .where(OutboxJob.status.in_(_OPEN_STATUSES))
+        .group_by(OutboxJob.kind, OutboxJob.status)
+    ).all()
+    return [
+        OutboxGauge(kind, status, int(count), _age_s(moment, oldest))
+        for kind, status, count, oldest in rows
+    ]
+
+
+def _age_s(now: datetime, since: datetime | None) -> float | None:
+    if since is None:
+        return None
+    aware = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)  # SQLite drops the zone
+    return max(0.0, (now - aware).total_seconds())

@@ -1,4 +1,5 @@
-"""The outbox worker: claims due jobs one at a time, runs their handlers, records each outcome.
+"""The outbox worker: claims due jobs in small batches, runs their handlers one at a time, records
+each outcome, and yields to the web tier (lower OS priority, no busy polling).
 
 Claiming. A job is due when it is `todo` and its scheduled_at has come, or when it is `doing` and
 its lease has run out (the worker that claimed it died or hung; that try counts as failed). The
@@ -18,6 +19,12 @@ tool's mapping (results/registry.py) to init_app(), which keeps it on the app fo
 built from that app. A kind with no handler is retried: a worker of another release may know it.
 A handler takes the job's payload dict, returns nothing, is idempotent (a job may run again after
 a worker dies) and raises per the protocol in jobs/retry.py.
+Batches. One transaction claims up to OUTBOX_CLAIM_BATCH jobs; a worker asked to stop hands the
+claimed jobs it has not started back (todo again, fenced like any update).
+Waiting. An idle worker on PostgreSQL LISTENs on the channel enqueue() NOTIFYs in the enqueueing
+transaction, and sleeps until a notification, the next scheduled job or lease expiry, or the
+OUTBOX_LISTEN_FALLBACK_S poll, whichever comes first. Elsewhere it polls every
+OUTBOX_POLL_INTERVAL_S. Between jobs it runs the app's housekeeping every HOUSEKEEPING_INTERVAL_S.
 """
 
 from __future__ import annotations
@@ -28,17 +35,20 @@ import os
 import signal
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.engine import Engine
 
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import JobStatus, OutboxJob
+from lti_proctor.jobs.outbox import NOTIFY_CHANNEL
 from lti_proctor.jobs.retry import (
     JobCancelledError,
     PermanentJobError,
@@ -59,7 +69,16 @@ _CLAIM_CONFLICTS_MAX = 5  # another worker took the candidate first; look again 
 _IDLE_BACKOFF_MAX_S = 30.0  # longest pause after the database failed to answer
 _EMBEDDED_KEY = "lti_proctor.embedded_worker"
 _HANDLERS_KEY = "lti_proctor.job_handlers"
+# app.extensions[HOUSEKEEPING_KEY]: a callable the worker runs now and then inside an app context
+# (set by lti_proctor.housekeeping; the outbox imports nothing above itself).
+HOUSEKEEPING_KEY = "lti_proctor.housekeeping"
+_WAIT_SLICE_S = 1.0  # an idle worker notices a stop request at least this often
 _embedded_lock = threading.Lock()
+
+
+def lower_priority(increment: int) -> int:
+    """Lower this process's OS priority (os.nice) by increment, so web workers win the CPU."""
+    return os.nice(increment) if increment > 0 else os.nice(0)
 
 
 def default_worker_id() -> str:
@@ -106,6 +125,11 @@ class Worker:
         self.policy = policy or RetryPolicy.from_config(cfg)
         self.now = now
         self.handlers = handlers if handlers is not None else job_handlers(app)
+        self.batch_size = max(1, int(cfg.get("OUTBOX_CLAIM_BATCH", 10)))
+        self.listen_fallback_s = float(cfg.get("OUTBOX_LISTEN_FALLBACK_S", 30.0))
+        self.housekeeping_interval_s = float(cfg.get("HOUSEKEEPING_INTERVAL_S", 300.0))
+        self._next_housekeeping = 0.0  # monotonic time; the first idle moment runs it
+        self._listener: NotifyListener | None = None
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -118,28 +142,47 @@ class Worker:
             self.run(job)
             return True
 
+    def run_batch(self, stop_event: threading.Event | None = None, limit: int | None = None) -> int:
+        """Claim due jobs and run them; hand back those not started when asked to stop."""
+        with self.app.app_context():
+            jobs = self.claim_batch(min(limit or self.batch_size, self.batch_size))
+            for index, job in enumerate(jobs):
+                if stop_event is not None and stop_event.is_set():
+                    for unstarted in jobs[index:]:
+                        self.release(unstarted)
+                    return index
+                self.run(job)
+            return len(jobs)
+
     def drain(self, max_jobs: int = 100) -> int:
         """Run due jobs until none is left or max_jobs ran; return how many ran."""
         count = 0
-        while count < max_jobs and self.run_once():
-            count += 1
+        while count < max_jobs:
+            ran = self.run_batch(limit=max_jobs - count)
+            if not ran:
+                break
+            count += ran
         return count
 
     def run_forever(self, stop_event: threading.Event) -> None:
         """Run jobs until stop_event is set; a set event stops the loop after the current job."""
-        logger.info("outbox worker %s started", self.worker_id)
+        logger.info("outbox worker %s started (%s)", self.worker_id, self._wake_mode())
         failures = 0
-        while not stop_event.is_set():
-            try:
-                ran = self.run_once()
-                failures = 0
-            except Exception:
-                # The database is down or the claim failed: never let the loop die, wait longer.
-                failures += 1
-                logger.exception("outbox worker %s could not poll the outbox", self.worker_id)
-                ran = False
-            if not ran:
-                stop_event.wait(self._idle_wait_s(failures))
+        try:
+            while not stop_event.is_set():
+                try:
+                    ran = self.run_batch(stop_event)
+                    failures = 0
+                except Exception:
+                    # The database is down or the claim failed: never let the loop die, wait longer.
+                    failures += 1
+                    logger.exception("outbox worker %s could not poll the outbox", self.worker_id)
+                    ran = 0
+                if not ran and not stop_event.is_set():
+                    self.housekeep_if_due()
+                    self._wait(stop_event, failures)
+        finally:
+            self._close_listener()
         logger.info("outbox worker %s stopped", self.worker_id)
 
     def _idle_wait_s(self, failures: int) -> float:
@@ -147,24 +190,112 @@ class Worker:
             return self.poll_interval_s
         return min(self.poll_interval_s * 2.0 ** min(failures, 10), _IDLE_BACKOFF_MAX_S)
 
+    # -- waiting without busy polling -------------------------------------------------------------
+
+    def _wake_mode(self) -> str:
+        if self._listens():
+            return f"LISTEN {NOTIFY_CHANNEL}, fallback poll {self.listen_fallback_s:g}s"
+        return f"polling every {self.poll_interval_s:g}s"
+
+    def _listens(self) -> bool:
+        with self.app.app_context():
+            return bool(db.engine.dialect.name == "postgresql")
+
+    def _wait(self, stop_event: threading.Event, failures: int) -> None:
+        """Sleep until work may be due: a NOTIFY (PostgreSQL), the next due job, or the poll."""
+        if failures or not self._listens():
+            stop_event.wait(self._idle_wait_s(failures))
+            return
+        try:
+            if self._listener is None:  # LISTEN first: a job committed after it notifies us,
+                with self.app.app_context():  # one committed before it is seen just below
+                    self._listener = NotifyListener(db.engine)
+            deadline = time.monotonic() + self._listen_timeout_s()
+            while not stop_event.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._listener.wait(min(remaining, _WAIT_SLICE_S)):
+                    return
+        except Exception:
+            logger.warning(
+                "outbox worker %s: LISTEN failed; polling", self.worker_id, exc_info=True
+            )
+            self._close_listener()
+            stop_event.wait(self.poll_interval_s)
+
+    def _listen_timeout_s(self) -> float:
+        """Seconds until the next job becomes due (a scheduled retry, an expiring lease), capped."""
+        with self.app.app_context():
+            next_todo, next_lease = db.session.execute(
+                select(
+                    select(func.min(OutboxJob.scheduled_at))
+                    .where(OutboxJob.status == JobStatus.TODO.value)
+                    .scalar_subquery(),
+                    select(func.min(OutboxJob.lease_expires_at))
+                    .where(OutboxJob.status == JobStatus.DOING.value)
+                    .scalar_subquery(),
+                )
+            ).one()
+            db.session.rollback()
+        now = self.now()
+        waits = [(m - now).total_seconds() for m in (next_todo, next_lease) if m is not None]
+        return max(0.0, min([self.listen_fallback_s, *waits]))
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    # -- housekeeping ----------------------------------------------------------------------------
+
+    def housekeep_if_due(self) -> None:
+        """Run the app's housekeeping when HOUSEKEEPING_INTERVAL_S has passed; failures only log."""
+        task = self.app.extensions.get(HOUSEKEEPING_KEY)
+        if task is None or time.monotonic() < self._next_housekeeping:
+            return
+        self._next_housekeeping = time.monotonic() + self.housekeeping_interval_s
+        with self.app.app_context():
+            try:
+                task()
+            except Exception:
+                db.session.rollback()
+                logger.exception("outbox worker %s: housekeeping failed", self.worker_id)
+
     # -- claiming (call inside an app context; each call commits) ----------------------------
 
     def claim(self) -> ClaimedJob | None:
         """Claim the next due job for this worker and commit the claim; None when none is due."""
+        jobs = self.claim_batch(1)
+        return jobs[0] if jobs else None
+
+    def claim_batch(self, limit: int) -> list[ClaimedJob]:
+        """Claim up to limit due jobs, in due order, in one transaction per round; commit."""
+        claimed: list[ClaimedJob] = []
         conflicts = 0
-        while conflicts < _CLAIM_CONFLICTS_MAX:
-            now = self.now()
-            row = db.session.execute(self._candidate(now)).first()
-            if row is None:
+        while len(claimed) < limit and conflicts < _CLAIM_CONFLICTS_MAX:
+            now, wanted = self.now(), limit - len(claimed)
+            rows = db.session.execute(self._candidate(now, wanted)).all()
+            if not rows:
                 db.session.rollback()
-                return None
-            claimed, progressed = self._take(row, now)
+                break
+            lost = 0
+            for row in rows:
+                job, progressed = self._take(row, now)
+                if job is not None:
+                    claimed.append(job)
+                elif not progressed:
+                    lost += 1  # another worker took it first
             db.session.commit()
-            if claimed is not None:
-                return claimed
-            if not progressed:
+            if lost:
                 conflicts += 1
-        return None
+            elif len(rows) < wanted:
+                break  # every due job was seen; buried ones freed no new candidates
+        return claimed
+
+    def release(self, job: ClaimedJob) -> bool:
+        """Hand a claimed job that was never started back to the queue (todo, due as before)."""
+        return self._finish(
+            job, status=JobStatus.TODO.value, locked_by=None, locked_at=None, lease_expires_at=None
+        )
 
     def _due(self, now: datetime) -> ColumnElement[bool]:
         return or_(
@@ -172,7 +303,7 @@ class Worker:
             and_(OutboxJob.status == JobStatus.DOING.value, OutboxJob.lease_expires_at <= now),
         )
 
-    def _candidate(self, now: datetime) -> Any:
+    def _candidate(self, now: datetime, limit: int = 1) -> Any:
         query = (
             select(
                 OutboxJob.id,
@@ -185,7 +316,7 @@ class Worker:
             )
             .where(self._due(now))
             .order_by(OutboxJob.scheduled_at, OutboxJob.id)
-            .limit(1)
+            .limit(limit)
         )
         if db.session.get_bind().dialect.name != "sqlite":
             query = query.with_for_update(skip_locked=True)
@@ -337,6 +468,36 @@ class Worker:
             return False
         db.session.commit()
         return True
+
+
+class NotifyListener:
+    """A dedicated PostgreSQL connection, out of the pool, LISTENing on the outbox channel."""
+
+    def __init__(self, engine: Engine) -> None:
+        raw = engine.raw_connection()
+        self._conn = cast(Any, raw.driver_connection)  # a psycopg.Connection; None once detached
+        raw.detach()  # its LISTEN must never reach another user of the pool
+        try:
+            self._conn.autocommit = True
+            self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except Exception:
+            self._conn.close()
+            raise
+
+    def wait(self, timeout_s: float) -> bool:
+        """True when a notification arrived within timeout_s; drains any others with it."""
+        woken = any(True for _ in self._conn.notifies(timeout=timeout_s, stop_after=1))
+        if woken:
+            for _ in self._conn.notifies(timeout=0):
+                pass
+        return woken
+
+    def close(self) -> None:
+        """Close the connection (its LISTEN ends with it)."""
+        try:
+            self._conn.close()
+        except Exception:
+            logger.debug("closing the LISTEN connection failed", exc_info=True)
 
 
 def run_jobs(app: Flask, max_jobs: int = 100, *, now: Clock | None = None) -> int:

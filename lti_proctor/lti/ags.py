@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
+import lti_proctor.metrics as metrics
 from lti_proctor.lti.service_http import (
     AgsError,
     AgsRejectedError,
@@ -339,12 +340,24 @@ class AgsClient:
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         token = self.tokens.get()
         headers["Authorization"] = f"Bearer {token}"
-        resp = send(self._session, method, url, headers=headers, data=data, timeout=self._timeout)
+        resp = self._send(method, url, headers, data)
         if resp.status_code == 401:
             log.info("AGS %s %s answered 401; retrying once with a fresh token", method, url)
             self.tokens.forget(token)
             headers["Authorization"] = f"Bearer {self.tokens.get()}"
+            resp = self._send(method, url, headers, data)
+        return resp
+
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None
+    ) -> requests.Response:
+        """One AGS request, its answer counted by status (no answer: 'none')."""
+        try:
             resp = send(
                 self._session, method, url, headers=headers, data=data, timeout=self._timeout
             )
+        except AgsUnavailableError:
+            metrics.record_ags_answer(None)
+            raise
+        metrics.record_ags_answer(resp.status_code)
         return resp

@@ -161,6 +161,41 @@ REASON_TEXT: dict[LaunchReason, ReasonText] = {
         N_("This exam asks for a proctoring profile this tool does not have."),
         N_("Ask your instructor or administrator to fix the exam's proctoring_profile setting."),
     ),
+    LaunchReason.EXAM_NOT_FOUND: ReasonText(
+        N_("This link names an exam that does not belong to this course, or no longer exists."),
+        N_(
+            "Ask your instructor to add the exam to this course again (Add an activity, then "
+            "choose the proctoring tool); a link copied from another course does not work here."
+        ),
+        status=404,
+    ),
+    LaunchReason.EXAM_NOT_OPEN: ReasonText(
+        N_("This exam is not open right now."),
+        N_("Come back when the exam opens, or ask your instructor about the exam's dates."),
+        status=403,
+    ),
+    LaunchReason.ACCESS_CODE_EXPOSED: ReasonText(
+        N_(
+            "This exam's access code is set in the link itself, where students can read it, so "
+            "the tool does not start it."
+        ),
+        N_(
+            "Please tell your instructor: opening the exam link as a teacher shows how to keep "
+            "the code in the tool instead."
+        ),
+        status=403,
+    ),
+    LaunchReason.DEEP_LINK_UNSUPPORTED: ReasonText(
+        N_(
+            "The LMS asked to add content that this tool cannot provide here (it adds LTI links "
+            "to proctored exams)."
+        ),
+        N_(
+            "Add the tool from the LMS's activity chooser or an assignment's external tool "
+            "submission instead. If that is not offered, your LMS administrator needs to check "
+            "the tool's registration, using the reason code below."
+        ),
+    ),
     LaunchReason.INVALID: ReasonText(N_("The launch could not be accepted."), _RETRY_ADMIN),
 }
 

@@ -18,7 +18,14 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from lti_proctor.lti.service_http import AgsRejectedError, json_object, raise_for_status, send
+import lti_proctor.metrics as metrics
+from lti_proctor.lti.service_http import (
+    AgsRejectedError,
+    AgsUnavailableError,
+    json_object,
+    raise_for_status,
+    send,
+)
 
 log = logging.getLogger(__name__)
 
@@ -197,14 +204,19 @@ class ServiceTokens:
             "client_assertion": build_client_assertion(self.credentials, kid=kid, key=key),
             "scope": self.scope,
         }
-        resp = send(
-            self._session,
-            "POST",
-            self.credentials.token_url,
-            headers={"Content-Type": CT_FORM, "Accept": "application/json"},
-            data=urlencode(form),
-            timeout=self._timeout,
-        )
+        try:
+            resp = send(
+                self._session,
+                "POST",
+                self.credentials.token_url,
+                headers={"Content-Type": CT_FORM, "Accept": "application/json"},
+                data=urlencode(form),
+                timeout=self._timeout,
+            )
+        except AgsUnavailableError:
+            metrics.record_token_request(None)
+            raise
+        metrics.record_token_request(resp.status_code)
         raise_for_status(resp, what="access token")
         body = json_object(resp, what="access token")
         token = body.get("access_token")

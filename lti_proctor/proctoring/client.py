@@ -21,6 +21,7 @@ import requests
 from flask import Flask
 from requests.adapters import HTTPAdapter
 
+import lti_proctor.metrics as metrics
 from lti_proctor.proctoring.errors import (
     ProviderError,
     ProviderRejectedError,
@@ -99,6 +100,7 @@ class ProctoringClient:
         resp = self._send(
             "POST",
             self.api_base + SESSION_PATH,
+            operation="session_upsert",
             headers=headers,
             data=json.dumps(build_session_body(req)),
         )
@@ -114,7 +116,7 @@ class ProctoringClient:
             params["api_token"] = self._report_key
         else:
             headers[AUTH_HEADER] = self._report_key
-        resp = self._send("GET", url, headers=headers, params=params)
+        resp = self._send("GET", url, operation="report_fetch", headers=headers, params=params)
         if resp.status_code in NOT_READY:
             return None
         self._reject_unless_ok(resp)
@@ -122,11 +124,17 @@ class ProctoringClient:
 
     # -- transport ---------------------------------------------------------------------------
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, url: str, *, operation: str, **kwargs: Any) -> requests.Response:
         """One request with retries on connection errors, timeouts, 5xx and 429."""
         path = urlsplit(url).path
         for attempt in range(self.max_retries + 1):
-            failure, retry_after = self._try_once(method, url, path, **kwargs)
+            started = time.perf_counter()
+            try:
+                failure, retry_after = self._try_once(method, url, path, **kwargs)
+            except ProviderRejectedError:
+                _observe(operation, started, "rejected")
+                raise
+            _observe(operation, started, _error_kind(failure, operation))
             if isinstance(failure, requests.Response):
                 return failure
             if attempt >= self.max_retries:
@@ -197,6 +205,23 @@ class ProctoringClient:
         for secret in (self._api_key, self._report_key):
             short = short.replace(secret, "***")
         return short
+
+
+def _error_kind(outcome: requests.Response | ProviderError, operation: str) -> str | None:
+    """unavailable (retryable), rejected (another 4xx), or None for a usable answer."""
+    if isinstance(outcome, ProviderError):
+        return "unavailable"
+    if outcome.status_code < 400 or (
+        operation == "report_fetch" and outcome.status_code in NOT_READY
+    ):
+        return None
+    return "rejected"
+
+
+def _observe(operation: str, started: float, error: str | None) -> None:
+    metrics.record_service_call(
+        operation=operation, seconds=time.perf_counter() - started, error=error
+    )
 
 
 def _request_id(resp: requests.Response) -> str | None:

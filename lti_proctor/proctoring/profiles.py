@@ -157,6 +157,8 @@ PROFILE_KEYS = {
     "start_proof",
     "review_threshold",
     "score_maximum",
+    "gradebook_score",
+    "description",
     "max_started_minutes",
     "max_finished_minutes",
     "protector_text_color",
@@ -207,6 +209,8 @@ def load_profile(path: Path) -> Profile:
         protector_text_color=_color(where, data.get("protector_text_color", "#1f2937")),
         review_threshold=_int_in(where, data, "review_threshold", 50, 0, 100),
         score_maximum=_int_in(where, data, "score_maximum", 100, 1, 100_000),
+        gradebook_score=_choice(where, data, "gradebook_score", ("none", "integrity"), "none"),
+        description=_description(where, data.get("description", "")),
         max_started_minutes=_int_in(where, data, "max_started_minutes", 360, 1, 100_000),
         max_finished_minutes=_int_in(where, data, "max_finished_minutes", 1560, 1, 100_000),
     )
@@ -314,6 +318,12 @@ def _int_in(
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ProfileError(where, key, f"expected a whole number from {low} to {high}")
     return value
+
+
+def _description(where: str, value: object) -> str:
+    if not isinstance(value, str) or "\n" in value.strip() or len(value) > 200:
+        raise ProfileError(where, "description", "expected one line of text (at most 200 chars)")
+    return value.strip()
 
 
 def _color(where: str, value: object) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 Application = Literal["browser", "tray", "desktop"]
 StartProof = Literal["webhook", "sdk"]
 EventKind = Literal["start", "finish"]
+GradebookScore = Literal["none", "integrity"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class Profile:
     protector_text_color: str = "#1f2937"
     review_threshold: int = 50  # risk at or above this -> PendingManual (a person reviews)
     score_maximum: int = 100
+    # What the gradebook gets besides the status: "none" (the default: students read the column,
+    # and Canvas counts a number toward the course grade), or "integrity" (100 - risk).
+    gradebook_score: GradebookScore = "none"
+    description: str = ""  # one line, shown where an instructor picks the profile
     # How long an attempt may stay started / finished (report not in) before `attempts reconcile`
     # asks the service about it or flags it for a person.
     max_started_minutes: int = 360

@@ -12,14 +12,17 @@ the LMS's answer.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
 
-from lti_proctor.attempts.grading import status_time
+from lti_proctor.attempts.grading import MIN_STEP, status_time
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.reports import as_attempt_report, get_report
+from lti_proctor.attempts.review import AttemptReview, find_reviews
 from lti_proctor.attempts.states import AttemptStatus
+from lti_proctor.exam_settings import ExamSettings
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner
 from lti_proctor.jobs.retry import JobCancelledError, PermanentJobError
@@ -67,7 +70,7 @@ def publish_status(payload: dict[str, Any]) -> None:
         )
         return
     profile = attempt_profile(attempt)
-    score = gradebook_score(attempt, learner, profile, state)
+    score = gradebook_score(attempt, learner, profile, state, review=_review_of(payload, attempt))
     client = ags_client(platform, exam)
     try:
         outcome = _deliver(client, exam, profile, score)
@@ -113,10 +116,30 @@ def attempt_profile(attempt: Attempt) -> Profile:
     return profile
 
 
+def _review_of(payload: dict[str, Any], attempt: Attempt) -> AttemptReview | None:
+    """The review decision a job posts (payload review_id), or None for a plain status job."""
+    review_id = payload.get("review_id")
+    if review_id is None:
+        return None
+    review = db.session.get(AttemptReview, review_id)
+    if review is None or review.attempt_id != attempt.id:
+        raise JobCancelledError(f"review {review_id} of attempt {attempt.id} no longer exists")
+    return review
+
+
 def gradebook_score(
-    attempt: Attempt, learner: Learner, profile: Profile, state: AttemptStatus
+    attempt: Attempt,
+    learner: Learner,
+    profile: Profile,
+    state: AttemptStatus,
+    *,
+    review: AttemptReview | None = None,
 ) -> Score:
-    """What the gradebook shows for the attempt in `state`, stamped when it entered that state."""
+    """What the gradebook shows for the attempt in `state`, stamped when it entered that state.
+
+    A review decision's status is stamped with the decision's time (at least 1 s after the
+    report's), so it always supersedes the PendingManual the report posted.
+    """
     report = None
     if state is AttemptStatus.REPORTED:
         row = get_report(attempt.id)
@@ -133,13 +156,37 @@ def gradebook_score(
         if state.value != attempt.state:
             raise PermanentJobError(f"attempt {attempt.id} never was {state.value}")
         times[state.value] = attempt.state_changed_at
+    timestamp = status_time(state.value, times)
+    if review is not None:
+        timestamp = review_time(review, after=timestamp)
     return score_for(
         state.value,
         report=report,
         profile=profile,
         user_sub=learner.sub,
-        timestamp=status_time(state.value, times),
+        timestamp=timestamp,
+        reviewed=review is not None,
+        review_threshold=_exam_threshold(attempt),
+        language=attempt.language,
     )
+
+
+def review_time(review: AttemptReview, *, after: datetime) -> datetime:
+    """The status time of a decision: its own, lifted to >= 1 s past the report and every
+    earlier decision (Moodle keeps whole seconds and drops an equal one)."""
+    moment = after
+    for row in find_reviews(review.attempt_id):
+        moment = max(row.created_at, moment + MIN_STEP)
+        if row.id == review.id:
+            break
+    return moment
+
+
+def _exam_threshold(attempt: Attempt) -> float | None:
+    """The exam's own review threshold (its settings), or None to use the profile's."""
+    exam = db.session.get(Exam, attempt.exam_id)
+    settings = db.session.get(ExamSettings, exam.settings_id) if exam and exam.settings_id else None
+    return settings.review_threshold if settings is not None else None
 
 
 def ags_client(platform: Platform, exam: Exam) -> AgsClient:

@@ -6,12 +6,16 @@ from flask import Flask
 
 from lti_proctor.web import (
     about,
+    deep_link,
     errors,
     exam,
     headers,
+    health,
     instructor,
+    instructor_settings,
     language,
     lti,
+    observability,
     register,
     webhooks,
     wellknown,
@@ -20,8 +24,20 @@ from lti_proctor.web import (
 
 def register_blueprints(app: Flask) -> None:
     """Attach the error handlers and every blueprint of the tool to app."""
+    observability.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
     language.init_app(app)
-    for module in (lti, wellknown, exam, webhooks, instructor, about, register):
+    for module in (
+        lti,
+        wellknown,
+        exam,
+        webhooks,
+        instructor,
+        instructor_settings,
+        about,
+        register,
+        deep_link,
+        health,
+    ):
         app.register_blueprint(module.bp)

@@ -8,7 +8,6 @@ carries its reason code and a request id; the log line carries the same two, nev
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -25,6 +24,8 @@ from lti_proctor.i18n import N_
 from lti_proctor.lti.errors import LaunchError, RegisterError
 from lti_proctor.reasons import Reason
 from lti_proctor.web.language import gettext as _
+from lti_proctor.web.observability import note_reason
+from lti_proctor.web.observability import request_id as current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,9 @@ def wants_text() -> bool:
 
 
 def new_request_id() -> str:
-    """A short id shown to the user and written to the log line, to find one in the other."""
-    return uuid.uuid4().hex[:12]
+    """The request's id (web/observability binds one per request, from the proxy's X-Request-ID
+    when sane): shown to the user and on every log line, to find one in the other."""
+    return current_request_id()
 
 
 def error_response(
@@ -114,6 +116,7 @@ def error_response(
     """
     request_id = str(context.pop("request_id", None) or new_request_id())
     shape = shape or ("json" if wants_text() else "page")
+    note_reason(reason.value)  # the launch metrics count outcomes by reason code
     log.info("refused reason=%s status=%s request_id=%s", reason.value, status, request_id)
     if shape == "text":
         body: Any = reason.value + "\n"
@@ -220,7 +223,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(RedisTimeoutError)
     def storage_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
         """Database or shared store unreachable: a readable 503 page (or JSON) with a retry."""
-        request_id = uuid.uuid4().hex[:12]
+        request_id = new_request_id()
+        note_reason(Reason.TOOL_UNAVAILABLE.value)
         _rollback_quietly()
         # The type only: with hide_parameters no value is in the text, but the SQL is noise.
         log.error(

@@ -23,6 +23,7 @@ from lti_proctor.attempts import operations as attempts
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.start import ExamContent, start_attempt
 from lti_proctor.attempts.states import AttemptStateError
+from lti_proctor.exam_settings import seal_code, unseal_code
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner
 from lti_proctor.lti.registrations import platform_snapshot
@@ -101,7 +102,7 @@ def start_page(req: StartRequest, exam: Exam, learner: Learner, profile: Profile
             exam=exam,
             learner=learner,
             profile=profile,
-            content=ExamContent(req.exam_url, req.access_code, req.max_attempts),
+            content=ExamContent(req.exam_url, req.access_code, req.max_attempts, req.language),
             links=_session_links(),
             client=proctoring_client.get_client(current_app),
             commit=_commit_keeping_rows,
@@ -200,7 +201,9 @@ def _retry_token(req: StartRequest) -> str:
     """Sign the retry; the exam URL and access code wait in the shared store, not in the page."""
     key = "exam-retry:" + secrets.token_urlsafe(16)
     get_store().set(
-        key, json.dumps({"exam_url": req.exam_url, "access_code": req.access_code}), RETRY_TTL_S
+        key,
+        json.dumps({"exam_url": req.exam_url, "access_code": seal_code(req.access_code)}),
+        RETRY_TTL_S,
     )
     return sign(
         "retry",
@@ -226,7 +229,7 @@ def _start_request_from_retry(payload: Mapping[str, Any]) -> StartRequest | None
         learner_id=int(payload["u"]),
         profile_name=str(payload["p"]),
         exam_url=content.get("exam_url"),
-        access_code=content.get("access_code"),
+        access_code=unseal_code(content.get("access_code")),
         max_attempts=int(payload["m"]),
         language=str(payload["l"]),
         return_url=payload.get("r"),

@@ -13,22 +13,35 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from lti_proctor.attempts.export import attempts_csv, export_filename
+from lti_proctor.attempts.operations import get_attempt
 from lti_proctor.attempts.queries import find_attempts_for_exam, get_attempt_detail
+from lti_proctor.attempts.review import Reviewer, ReviewError, find_reviews, review_attempt
+from lti_proctor.exam_settings import (
+    ExamUnavailableError,
+    Owner,
+    find_settings_for_launch,
+    get_legacy_link,
+    remember_legacy_link,
+)
 from lti_proctor.extensions import db
-from lti_proctor.identity import Exam, sync_exam_from_launch
+from lti_proctor.identity import Exam, link_exam_settings, sync_exam_from_launch
 from lti_proctor.lti.context import LaunchContext
+from lti_proctor.lti.errors import LaunchError
 from lti_proctor.lti.registrations import Platform
 from lti_proctor.reasons import Reason
+from lti_proctor.results.roster import find_roster
+from lti_proctor.store import get_store
 from lti_proctor.timeutil import utcnow
 from lti_proctor.web import headers
 from lti_proctor.web.errors import error_response
 from lti_proctor.web.headers import origin_of
 from lti_proctor.web.instructor_labels import (
+    DECISION_LABELS,
     LEVELS,
     RISK_SOURCES,
     STATE_LABELS,
@@ -58,7 +71,11 @@ def _ttl() -> int:
 
 
 def instructor_token(
-    exam: Exam, origins: Sequence[str], *, launched_at: float | None = None
+    exam: Exam,
+    origins: Sequence[str],
+    who: Reviewer | None = None,
+    *,
+    launched_at: float | None = None,
 ) -> str:
     """A token for this exam's instructor pages; origins are the LMS pages that may frame them.
 
@@ -71,6 +88,7 @@ def instructor_token(
         "o": list(origins),
         "l": current_language(),  # the pages keep the launch's language
         "t": time.time() if launched_at is None else launched_at,
+        "u": [who.sub, who.name] if who else None,  # who reviews, as the launch named them
     }
     return str(_serializer().dumps(payload))
 
@@ -115,18 +133,28 @@ def instructor_page(view: Callable[..., Response]) -> Callable[..., Response]:
                 403, Reason.INSTRUCTOR_TOKEN_REFUSED, _("This link is not for this exam")
             )
         origins = tuple(o for o in payload.get("o") or () if isinstance(o, str))
-        fresh = instructor_token(exam, origins, launched_at=float(payload["t"]))
-        page = InstructorPage(exam, token=fresh, origins=origins)
+        who = _reviewer_of(payload)
+        fresh = instructor_token(exam, origins, who, launched_at=float(payload["t"]))
+        page = InstructorPage(exam, token=fresh, origins=origins, who=who)
         return view(page, **kwargs)
 
     return wrapper
 
 
+def _reviewer_of(payload: Mapping[str, Any]) -> Reviewer | None:
+    who = payload.get("u")
+    if isinstance(who, list) and len(who) == 2 and isinstance(who[0], str):
+        return Reviewer(sub=who[0], name=who[1] if isinstance(who[1], str) else None)
+    return None
+
+
 class InstructorPage:
     """The exam a request is about, the fresh token for its links and the LMS origins."""
 
-    def __init__(self, exam: Exam, *, token: str, origins: Sequence[str]) -> None:
-        self.exam, self.token, self.origins = exam, token, tuple(origins)
+    def __init__(
+        self, exam: Exam, *, token: str, origins: Sequence[str], who: Reviewer | None = None
+    ) -> None:
+        self.exam, self.token, self.origins, self.who = exam, token, tuple(origins), who
 
 
 # -- responses -----------------------------------------------------------------------------------
@@ -177,17 +205,33 @@ def _launch_origins(ctx: LaunchContext, exam: Exam) -> tuple[str, ...]:
 
 
 def respond_to_instructor_launch(ctx: LaunchContext) -> ResponseReturnValue:
-    """An instructor/admin launched the exam link: show its attempts."""
+    """An instructor/admin launched the exam link: show its attempts (and settings, roster)."""
     use_language(ctx.locale)
-    exam = sync_exam_from_launch(ctx, now=utcnow())
-    db.session.commit()
+    now = utcnow()
+    exam = sync_exam_from_launch(ctx, now=now)
+    owner = Owner(ctx.platform_id, ctx.deployment_id, ctx.context_id or "")
+    ref = (ctx.custom.get("exam") or "").strip() or None
+    try:
+        settings = find_settings_for_launch(owner, ref=ref, linked_id=exam.settings_id)
+    except ExamUnavailableError as exc:
+        db.session.rollback()
+        raise LaunchError(exc.reason, exc.detail) from exc
+    if settings is not None:
+        link_exam_settings(exam, settings.id, now=now)
+    db.session.commit()  # before the store: on SQLite it writes through its own connection
+    if settings is None and (ctx.custom.get("access_code") or "").strip():
+        remember_legacy_link(get_store(), exam.id, ctx.custom)
     origins = _launch_origins(ctx, exam)
-    page = InstructorPage(exam, token=instructor_token(exam, origins), origins=origins)
+    who = Reviewer(sub=ctx.user_sub, name=ctx.user_name)
+    page = InstructorPage(
+        exam, token=instructor_token(exam, origins, who), origins=origins, who=who
+    )
     return _attempts_page(page)
 
 
 def _attempts_page(page: InstructorPage) -> Response:
     rows = find_attempts_for_exam(page.exam.id)
+    roster = find_roster(page.exam)
     to_review = sum(1 for row in rows if row.needs_review)
     counts = {
         "started": sum(1 for row in rows if row.started_at is not None),
@@ -196,7 +240,14 @@ def _attempts_page(page: InstructorPage) -> Response:
         "no_concern": sum(1 for row in rows if row.needs_review is False),
     }
     return _render(
-        page, "instructor/attempts.html", attempts=rows, to_review=to_review, counts=counts
+        page,
+        "instructor/attempts.html",
+        attempts=rows,
+        to_review=to_review,
+        counts=counts,
+        roster=roster,
+        legacy_code=page.exam.settings_id is None
+        and get_legacy_link(get_store(), page.exam.id) is not None,
     )
 
 
@@ -214,7 +265,40 @@ def attempt_detail(page: InstructorPage, attempt_id: str) -> Response:
     detail = get_attempt_detail(page.exam.id, attempt_id)
     if detail is None:  # not an attempt at this exam: say nothing more
         return _refusal(404, Reason.INSTRUCTOR_ATTEMPT_UNKNOWN, _("No such attempt at this exam"))
-    return _render(page, "instructor/attempt.html", detail=detail, attempt=detail.overview)
+    return _render(
+        page,
+        "instructor/attempt.html",
+        detail=detail,
+        attempt=detail.overview,
+        reviews=find_reviews(detail.overview.id),
+        decisions=DECISION_LABELS,
+        review_error=None,
+    )
+
+
+@bp.post("/instructor/<token>/attempts/<attempt_id>/review")
+@instructor_page
+def review(page: InstructorPage, attempt_id: str) -> Response:
+    """The review form: record the decision; the gradebook follows it."""
+    attempt = get_attempt(attempt_id)
+    if attempt is None or attempt.exam_id != page.exam.id or page.who is None:
+        return _refusal(404, Reason.INSTRUCTOR_ATTEMPT_UNKNOWN, _("No such attempt at this exam"))
+    try:
+        review_attempt(
+            attempt,
+            request.form.get("decision", ""),
+            note=request.form.get("note"),
+            reviewer=page.who,
+        )
+    except ReviewError as exc:
+        db.session.rollback()
+        response = error_response(
+            Reason.INSTRUCTOR_REVIEW_INVALID, 400, shape="page", message=str(exc)
+        )
+        return _secured(response, page.origins)
+    db.session.commit()
+    target = url_for("instructor.attempt_detail", token=page.token, attempt_id=attempt_id)
+    return _secured(current_app.make_response(redirect(target, 303)), page.origins)
 
 
 @bp.get("/instructor/<token>/attempts.csv")

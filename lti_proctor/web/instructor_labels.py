@@ -15,6 +15,11 @@ STATE_LABELS = {
     "reported": N_("Report ready"),
     "failed": N_("Failed"),
 }
+DECISION_LABELS = {
+    "no_concern": N_("No concern"),
+    "concern_confirmed": N_("Concern confirmed"),
+    "dismissed": N_("Dismissed"),
+}
 RISK_SOURCES = {
     "overall_risk_score": N_("AI risk score"),
     "credibility": N_("100 - Trust Index"),

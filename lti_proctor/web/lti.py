@@ -7,13 +7,18 @@ view, the deep-linking page, or a refusal. A refusal stores nothing.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, make_response, render_template, request
+from flask import Blueprint, current_app, make_response, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 from lti_proctor.attempts.operations import parse_max_attempts
+from lti_proctor.exam_settings import ExamUnavailableError, Owner, plan_student_launch
 from lti_proctor.extensions import db
-from lti_proctor.identity import sync_exam_from_launch, sync_learner_from_launch
+from lti_proctor.identity import (
+    link_exam_settings,
+    sync_exam_from_launch,
+    sync_learner_from_launch,
+)
 from lti_proctor.lti.claims import MessageType
 from lti_proctor.lti.context import LaunchContext
 from lti_proctor.lti.errors import LaunchError
@@ -27,7 +32,7 @@ from lti_proctor.proctoring.types import Profile
 from lti_proctor.reasons import Reason
 from lti_proctor.store import get_store
 from lti_proctor.timeutil import utcnow
-from lti_proctor.web import exam, instructor
+from lti_proctor.web import deep_link, exam, instructor
 from lti_proctor.web.exam_page import origin_of, sdk_language
 from lti_proctor.web.language import use_language
 
@@ -87,12 +92,12 @@ def launch() -> ResponseReturnValue:
 def _respond_to_launch(ctx: LaunchContext) -> ResponseReturnValue:
     """Which page answers a validated launch: the one routing decision of the tool.
 
-    Deep-linking requests have no content-selection step yet; they show the launch's context
-    so an admin can see the registration works.
+    Deep-linking requests get the exam form (web/deep_link.py); resource-link launches go by
+    the role policy.
     """
     use_language(ctx.locale)  # every page of this launch speaks its language (kz/kk: Kazakh)
     if ctx.message_type == MessageType.DEEP_LINKING:
-        return render_template("lti/launched.html", ctx=ctx)
+        return deep_link.respond_to_deep_linking(ctx)
     decision = decide_destination(
         ctx.roles, allow_teaching_assistants=ctx.allow_teaching_assistants
     )
@@ -110,29 +115,52 @@ def _respond_to_launch(ctx: LaunchContext) -> ResponseReturnValue:
 
 def _exam_launch(ctx: LaunchContext) -> ResponseReturnValue:
     """A learner's launch: the exam page, with the attempt started or resumed."""
-    profile = _profile_of(ctx)
     now = utcnow()
     exam_row = sync_exam_from_launch(ctx, now=now)
+    try:
+        plan = plan_student_launch(
+            launch_owner(ctx),
+            ref=exam_ref(ctx),
+            linked_id=exam_row.settings_id,
+            custom=ctx.custom,
+            now=now,
+        )
+    except ExamUnavailableError as exc:
+        db.session.rollback()  # a refused launch stores nothing
+        raise LaunchError(exc.reason, exc.detail) from exc
+    profile = _profile_of(ctx, plan.profile_name)
+    if plan.settings is not None:
+        link_exam_settings(exam_row, plan.settings.id, now=now)
     learner = sync_learner_from_launch(ctx, now=now)
     req = exam.StartRequest(
         exam_id=exam_row.id,
         learner_id=learner.id,
         profile_name=profile.name,
-        exam_url=(ctx.custom.get("exam_url") or "").strip() or None,
-        access_code=(ctx.custom.get("access_code") or "").strip() or None,
-        max_attempts=parse_max_attempts(ctx.custom.get("max_attempts")),
+        exam_url=plan.exam_url,
+        access_code=plan.access_code,
+        max_attempts=parse_max_attempts(str(plan.max_attempts or "")),
         language=sdk_language(ctx.locale),
         return_url=ctx.return_url if origin_of(ctx.return_url) else None,
     )
     return exam.start_page(req, exam_row, learner, profile)
 
 
-def _profile_of(ctx: LaunchContext) -> Profile:
-    """The proctoring profile: custom parameter, else the deployment default, else the default."""
+def launch_owner(ctx: LaunchContext) -> Owner:
+    """The course a launch comes from, as exam settings are owned."""
+    return Owner(ctx.platform_id, ctx.deployment_id, ctx.context_id or "")
+
+
+def exam_ref(ctx: LaunchContext) -> str | None:
+    """The link's opaque exam reference (custom `exam`), if it carries one."""
+    return (ctx.custom.get("exam") or "").strip() or None
+
+
+def _profile_of(ctx: LaunchContext, name: str | None) -> Profile:
+    """The proctoring profile: the exam's, else the deployment default, else the default."""
     try:
         return resolve_profile(
             get_profiles(current_app),
-            custom_name=ctx.custom.get("proctoring_profile"),
+            custom_name=name,
             deployment_default=ctx.default_profile,
             fallback=str(current_app.config.get("PROCTOR_DEFAULT_PROFILE") or "standard"),
         )

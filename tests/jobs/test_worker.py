@@ -400,15 +400,15 @@ def test_run_forever_survives_a_database_error(
     app: Flask, ctx: None, calls: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     worker = Worker(app, worker_id="loop", poll_interval_s=0.01)
-    real_claim = worker.claim
+    real_claim = worker.claim_batch
     outages = [sa.exc.OperationalError("select", {}, Exception("server closed the connection"))]
 
-    def claim() -> Any:
+    def claim_batch(limit: int) -> Any:
         if outages:
             raise outages.pop()
-        return real_claim()
+        return real_claim(limit)
 
-    monkeypatch.setattr(worker, "claim", claim)
+    monkeypatch.setattr(worker, "claim_batch", claim_batch)
     add_job("test.ok", {"n": 1})
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,))

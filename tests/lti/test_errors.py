@@ -98,8 +98,14 @@ def test_every_reason_has_a_page_text_and_policy_refusals_are_403() -> None:
     for reason, text in REASON_TEXT.items():
         assert reason.value.startswith("launch.")
         assert text.what.endswith(".") and text.next_step.endswith(".")
-        policy = reason in (LaunchReason.DEPLOYMENT_INACTIVE, LaunchReason.ROLE_NOT_ALLOWED)
-        assert text.status == (403 if policy else 400)
+        policy = reason in (
+            LaunchReason.DEPLOYMENT_INACTIVE,
+            LaunchReason.ROLE_NOT_ALLOWED,
+            LaunchReason.EXAM_NOT_OPEN,
+            LaunchReason.ACCESS_CODE_EXPOSED,
+        )
+        missing = reason is LaunchReason.EXAM_NOT_FOUND  # issue 8: a readable 404
+        assert text.status == (404 if missing else 403 if policy else 400)
 
 
 def test_launch_error_detail_is_one_short_line() -> None:

@@ -69,15 +69,13 @@ def test_states_before_the_report_map_to_progress_without_a_score(
     assert status.comment
 
 
-def test_low_risk_report_is_fully_graded_with_integrity_score() -> None:
+def test_low_risk_report_is_fully_graded_without_a_number() -> None:
     status = status_for("reported", report(23, Violation("face_missing", 2)))
 
     assert (status.activity_progress, status.grading_progress) == ("Completed", "FullyGraded")
-    assert (status.score_given, status.score_maximum) == (77.0, 100.0)
+    assert status.score_given is None and status.score_maximum is None
     assert status.grading_progress not in NEEDS_A_PERSON
-    assert (
-        status.comment == "Proctoring report: risk score 23 of 100, 2 violations; no review needed."
-    )
+    assert status.comment == "Proctoring complete"
 
 
 @pytest.mark.parametrize(
@@ -95,9 +93,15 @@ def test_report_at_or_above_threshold_waits_for_a_person_and_sends_no_score() ->
     assert (status.activity_progress, status.grading_progress) == ("Completed", "PendingManual")
     assert status.score_given is None and status.score_maximum is None
     assert status.grading_progress in NEEDS_A_PERSON
-    assert "risk score 80 of 100" in (status.comment or "")
-    assert "4 violations" in (status.comment or "")
-    assert "instructor will review" in (status.comment or "")
+    assert status.comment == "Proctoring under review"
+
+
+def test_a_reviewed_flagged_attempt_is_fully_graded() -> None:
+    status = status_for("reported", report(80, Violation("phone")), reviewed=True)
+
+    assert (status.activity_progress, status.grading_progress) == ("Completed", "FullyGraded")
+    assert status.score_given is None
+    assert status.comment == "Proctoring reviewed"
 
 
 def test_report_without_a_risk_score_goes_to_manual_review() -> None:
@@ -105,30 +109,55 @@ def test_report_without_a_risk_score_goes_to_manual_review() -> None:
 
     assert status.grading_progress == "PendingManual"
     assert status.score_given is None
-    assert "no risk score" in (status.comment or "")
+    assert status.comment == "Proctoring under review"
 
 
-def test_profile_sets_threshold_and_score_maximum() -> None:
-    strict = profile(review_threshold=20, score_maximum=10)
+def test_exam_threshold_overrides_the_profiles() -> None:
+    assert status_for("reported", report(25), review_threshold=20).grading_progress == (
+        "PendingManual"
+    )
+    assert status_for("reported", report(60), review_threshold=70).grading_progress == (
+        "FullyGraded"
+    )
 
-    assert status_for("reported", report(25), profile=strict).grading_progress == "PendingManual"
-    graded = status_for("reported", report(15), profile=strict)
+
+def test_integrity_number_is_posted_only_where_the_profile_asks() -> None:
+    opted_in = Profile(
+        name="graded",
+        proctoring_settings={},
+        review_threshold=20,
+        score_maximum=10,
+        gradebook_score="integrity",
+    )
+
+    assert status_for("reported", report(25), profile=opted_in).score_given is None  # pending
+    graded = status_for("reported", report(15), profile=opted_in)
     assert (graded.score_given, graded.score_maximum) == (8.5, 10.0)
+    assert graded.comment == "Proctoring complete"
 
 
-def test_violation_count_passed_in_overrides_the_report() -> None:
-    status = status_for("reported", report(10, Violation("tab_switch", 5)), violation_count=1)
+@pytest.mark.parametrize(("language", "words"), [("ru", "Прокторинг"), ("kk-KZ", "Прокторинг")])
+def test_comment_speaks_the_attempts_language(language: str, words: str) -> None:
+    status = status_for("reported", report(80), language=language)
 
-    assert "1 violation;" in (status.comment or "")
+    assert words in (status.comment or "") and "review" not in (status.comment or "")
 
 
 @pytest.mark.parametrize("state", ["created", "started", "finished", "failed", "reported"])
 @pytest.mark.parametrize("risk", [10.0, 90.0, None])
-def test_comment_never_contains_a_url(state: str, risk: float | None) -> None:
-    status = status_for(state, report(risk, Violation("phone")))
+@pytest.mark.parametrize("reviewed", [False, True])
+@pytest.mark.parametrize("language", [None, "ru", "kk"])
+def test_comment_never_contains_a_url_or_a_number(
+    state: str, risk: float | None, reviewed: bool, language: str | None
+) -> None:
+    status = status_for(
+        state, report(risk, Violation("phone", 4)), reviewed=reviewed, language=language
+    )
 
     comment = status.comment or ""
+    assert comment
     assert "http" not in comment and "://" not in comment and REPORT_URL not in comment
+    assert not any(ch.isdigit() for ch in comment)
 
 
 def test_timestamp_is_the_callers_state_change_time() -> None:

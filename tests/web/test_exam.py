@@ -12,10 +12,12 @@ from sqlalchemy import func, select, update
 
 from lti_proctor.attempts import operations
 from lti_proctor.attempts.models import Attempt
+from lti_proctor.exam_settings import unseal_code
 from lti_proctor.extensions import db
 from lti_proctor.proctoring import client as proctoring_client
 from lti_proctor.proctoring.client import from_config
 from lti_proctor.web import exam_page
+from tests.exam_links import exam_custom
 from tests.factories_attempts import (
     ACCESS_CODE,
     EXAM_URL,
@@ -49,14 +51,22 @@ def lms(app, client, http):
 
 
 def launch(lms, *, custom=None, **overrides):
-    claims = {"custom": CUSTOM if custom is None else custom, **overrides}
-    return lms.launch(overrides=claims)
+    """A student launch; an access code goes into settings kept in the tool (deep linking's)."""
+    custom = CUSTOM if custom is None else custom
+    if "access_code" in custom:
+        custom = exam_custom(lms, custom)
+    return lms.launch(overrides={"custom": custom, **overrides})
 
 
 def data_attr(resp, name):
     match = re.search(rf'data-{name}="([^"]*)"', resp.get_data(as_text=True))
     assert match, f"data-{name} missing"
     return html.unescape(match.group(1))
+
+
+def unseal(app, stored):
+    with app.app_context():
+        return unseal_code(stored)
 
 
 def csp(resp):
@@ -400,7 +410,8 @@ def test_retry_works_once_the_service_is_back(app, client, lms, http):
     assert data_attr(resp, "sdk-token") == "sdk-token-2"
     assert attempts_count(app) == 1
     attempt = only_attempt(app)
-    assert (attempt.exam_url, attempt.access_code) == (EXAM_URL, ACCESS_CODE)
+    assert (attempt.exam_url, unseal(app, attempt.access_code)) == (EXAM_URL, ACCESS_CODE)
+    assert ACCESS_CODE not in attempt.access_code  # sealed at rest
 
 
 def test_forged_retry_is_refused(app, client, lms, service):

@@ -86,7 +86,7 @@ def test_instructor_launch_opens_the_instructor_view(
     assert "Proctoring results" in resp.get_data(as_text=True)
 
 
-def test_deep_linking_launch_shows_the_context_page(
+def test_deep_linking_launch_shows_the_exam_form(
     app: Flask, client: FlaskClient, http: responses.RequestsMock
 ) -> None:
     b = LaunchBuilder(app, client, http, message="deep-linking")
@@ -94,4 +94,4 @@ def test_deep_linking_launch_shows_the_context_page(
     resp = b.launch()
 
     assert resp.status_code == 200
-    assert "LtiDeepLinkingRequest" in resp.get_data(as_text=True)
+    assert 'name="exam_url"' in resp.get_data(as_text=True)  # tests/web/test_deep_link.py

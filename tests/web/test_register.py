@@ -26,7 +26,8 @@ from tests.fakes.registration import (
 )
 from tests.launches import LaunchBuilder
 
-EXAM_CUSTOM = {"exam_url": MOODLE + "/mod/quiz/view.php?id=42", "access_code": "QUIZ-7731"}
+# A legacy link without access_code: a custom access_code is refused (launch.access_code_exposed).
+EXAM_CUSTOM = {"exam_url": MOODLE + "/mod/quiz/view.php?id=42"}
 
 
 @pytest.fixture
