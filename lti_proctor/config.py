@@ -49,6 +49,7 @@ class Defaults:
     LTI_REGISTRATION_CACHE_S = 30.0
     LTI_REGISTRATION_CACHE_CHECK_S = 1.0
     LTI_KEY_GRACE_DAYS = 7  # a rotated-out tool key stays published this long
+    LTI_FIRST_KEY_PEM: str | None = None  # None -> the first tool key is generated
     LTI_REGISTER_MAX_BYTES = 262144  # largest platform configuration / registration answer read
     LTI_INVITE_DEFAULT_EXPIRY = "7d"  # `platform invite` without --expires
 

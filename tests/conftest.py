@@ -8,83 +8,31 @@ is skipped with a reason that says so.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
-import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from lti_proctor import create_app
-from lti_proctor.extensions import db
-from lti_proctor.schema import upgrade_database
+from tests.constants import PG_URL, REDIS_URL, TOOL_URL
+from tests.services import (
+    close_app_database,
+    migrate,
+    pg_available,
+    private_pg_schema,
+    redis_available,
+)
 
-PG_URL = os.environ.get("LTI_PROCTOR_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("LTI_PROCTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-TOOL_URL = "https://tool.example.com"
 LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|localhost)(:\d+)?/")
-
-
-@cache
-def pg_available() -> bool:
-    """True when the test PostgreSQL answers within two seconds."""
-    try:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 2})
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-        engine.dispose()
-    except Exception:
-        return False
-    return True
-
-
-@cache
-def redis_available() -> bool:
-    """True when the test Redis answers within two seconds."""
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except Exception:
-        return False
-
-
-PG_SKIP_REASON = f"PostgreSQL not reachable at {PG_URL}: PostgreSQL run skipped"
-
-
-def migrate(url: str) -> None:
-    """Bring the database at url to the code's revision, as `lti-proctor db upgrade` does."""
-    engine = sa.create_engine(url)
-    try:
-        upgrade_database(engine)
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def private_pg_schema(prefix: str) -> Iterator[str]:
-    """A URL whose search_path is a new, empty PostgreSQL schema, dropped afterwards."""
-    if not pg_available():
-        pytest.skip(PG_SKIP_REASON)
-    schema = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    engine = sa.create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -114,11 +62,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def first_key_pem() -> str:
+    """One tool key for the session: each test app starts with it instead of generating its own
+    2048-bit key (the slowest step of create_app); rotation still makes new keys."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem.decode("ascii")
+
+
 @pytest.fixture
-def app_config(db_url: str, tmp_path: Path) -> dict[str, Any]:
+def app_config(db_url: str, tmp_path: Path, first_key_pem: str) -> dict[str, Any]:
     """Overrides every test app gets; tests may add to it before asking for `app`."""
     config: dict[str, Any] = {
         "TESTING": True,
+        "LTI_FIRST_KEY_PEM": first_key_pem,
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "SQLALCHEMY_DATABASE_URI": db_url,
         "SECRET_KEY": "test-secret-key",
@@ -143,13 +103,7 @@ def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     proctoring_client = application.extensions.pop("lti_proctor_client", None)
     if proctoring_client is not None:
         proctoring_client.close()  # the app's kept-alive connections end with the app
-    with application.app_context():
-        db.session.remove()
-        if db.engine.dialect.name == "postgresql":
-            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            with db.engine.begin() as conn:
-                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.engine.dispose()
+    close_app_database(application)
 
 
 @pytest.fixture

@@ -35,16 +35,22 @@ def platform_values(family: str = "moodle", url: str = MOODLE_URL) -> dict[str, 
 
 
 def make_platform(
-    *, family: str = "moodle", deployments: Iterable[str] = ("1",), **overrides: Any
+    *,
+    family: str = "moodle",
+    deployments: Iterable[str] = ("1",),
+    default_profile: str | None = None,
+    **overrides: Any,
 ) -> Platform:
-    """Add a registration (Moodle-shaped unless told) with its deployments; commits."""
-    values = platform_values(family)
+    """Add a registration shaped like a real Moodle (at the `issuer` override when given: a
+    Moodle's issuer is its URL) or Canvas, with its active deployments; commits."""
+    url = overrides.get("issuer", MOODLE_URL) if family == "moodle" else MOODLE_URL
+    values = platform_values(family, url)
     values.update(overrides)
     platform = Platform(**values)
     db.session.add(platform)
     db.session.flush()
     for deployment_id in deployments:
-        make_deployment(platform, deployment_id, commit=False)
+        make_deployment(platform, deployment_id, default_profile=default_profile, commit=False)
     db.session.commit()
     return platform
 

@@ -19,12 +19,12 @@ from flask.testing import FlaskClient
 
 from lti_proctor.attempts import operations
 from lti_proctor.attempts.models import Attempt
-from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner, sync_exam_from_launch, sync_learner_from_launch
 from lti_proctor.lti.context import AgsEndpoint, LaunchContext
-from lti_proctor.lti.registrations import Deployment, Platform
+from lti_proctor.lti.registrations import Platform
 from lti_proctor.lti.roles import Role
 from lti_proctor.proctoring.types import Profile
+from tests.factories import make_platform as make_platform  # the one factory; kept importable here
 
 PROCTOR_API = "https://proctor.example.test/api"
 SESSION_URL = PROCTOR_API + "/external-session/assignment.json"
@@ -40,31 +40,6 @@ PROCTOR_CONFIG: dict[str, Any] = {
 EXAM_URL = LMS + "/mod/quiz/view.php?id=42"
 ACCESS_CODE = "QUIZ-7731"
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-
-def make_platform(
-    *,
-    issuer: str = LMS,
-    client_id: str = "tool-client-1",
-    deployment_id: str = "1",
-    default_profile: str | None = None,
-) -> Platform:
-    """A Moodle-shaped registration with one active deployment, flushed."""
-    platform = Platform(
-        name="Moodle",
-        issuer=issuer,
-        client_id=client_id,
-        auth_login_url=issuer + "/mod/lti/auth.php",
-        auth_token_url=issuer + "/mod/lti/token.php",
-        key_set_url=issuer + "/mod/lti/certs.php",
-        family="moodle",
-    )
-    platform.deployments.append(
-        Deployment(deployment_id=deployment_id, active=True, default_profile=default_profile)
-    )
-    db.session.add(platform)
-    db.session.flush()
-    return platform
 
 
 def make_launch(platform: Platform, **overrides: Any) -> LaunchContext:

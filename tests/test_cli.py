@@ -12,7 +12,7 @@ from lti_proctor.extensions import db
 from lti_proctor.lti import keys
 from lti_proctor.lti.keys import ToolKey
 from lti_proctor.lti.registrations import Deployment, Platform
-from tests.conftest import TOOL_URL
+from tests.constants import TOOL_URL
 
 MOODLE = "https://moodle.example.edu"
 EXPLICIT = [

@@ -12,7 +12,7 @@ from lti_proctor.cli_registration import base_url_warnings
 from lti_proctor.extensions import db
 from lti_proctor.lti import invites
 from lti_proctor.lti.registrations import Deployment
-from tests.conftest import TOOL_URL
+from tests.constants import TOOL_URL
 from tests.factories import make_platform
 
 

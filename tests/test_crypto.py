@@ -13,7 +13,8 @@ from lti_proctor.attempts.models import Attempt
 from lti_proctor.extensions import db
 from lti_proctor.lti import keys
 from lti_proctor.proctoring.profiles import get_profiles
-from tests.factories_attempts import PROCTOR_CONFIG, make_attempt, make_platform
+from tests.factories import make_platform
+from tests.factories_attempts import PROCTOR_CONFIG, make_attempt
 
 KEY_A = Fernet.generate_key().decode()
 KEY_B = Fernet.generate_key().decode()

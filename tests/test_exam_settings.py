@@ -14,7 +14,7 @@ from lti_proctor.exam_settings import (
     update_settings,
 )
 from lti_proctor.extensions import db
-from tests.factories_attempts import make_platform
+from tests.factories import make_platform
 
 PROFILES = ("standard", "high_stakes")
 GOOD = {

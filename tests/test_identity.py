@@ -16,7 +16,8 @@ from lti_proctor.identity import (
     sync_exam_from_launch,
     sync_learner_from_launch,
 )
-from tests.factories_attempts import NOW, make_launch, make_platform
+from tests.factories import make_platform
+from tests.factories_attempts import NOW, make_launch
 
 ISS = "https://moodle.example.edu"
 ID_SHAPE = re.compile(r"^lti:[0-9a-f]{32}$")

@@ -16,8 +16,8 @@ from flask import Flask
 
 from lti_proctor import create_app
 from lti_proctor.config import ConfigError
-from lti_proctor.extensions import db
 from lti_proctor.production import check_production
+from tests.services import close_app_database
 
 REAL_KEY = "te_live_5f3c2a9d"
 GOOD_SECRET = "Qm9vdHN0cmFwLXNlY3JldC1mb3ItcHJvZHVjdGlvbi0xMjM0NTY3OA"
@@ -49,8 +49,7 @@ def started() -> Iterator[list[Flask]]:
     apps: list[Flask] = []
     yield apps
     for app in apps:
-        with app.app_context():
-            db.engine.dispose()
+        close_app_database(app)
 
 
 def test_production_settings_that_fit_start(ready: dict[str, Any], started: list[Flask]) -> None:

@@ -33,7 +33,7 @@ from lti_proctor.schema import (
     script_directory,
     upgrade_database,
 )
-from tests.conftest import private_pg_schema
+from tests.services import private_pg_schema
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -8,7 +8,8 @@ from flask import Flask
 
 from lti_proctor.extensions import db
 from lti_proctor.store import DatabaseStore, RedisStore, SharedStore
-from tests.conftest import REDIS_URL, redis_available
+from tests.constants import REDIS_URL
+from tests.services import redis_available
 
 
 @pytest.fixture(params=["database", "redis"])

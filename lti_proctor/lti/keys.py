@@ -12,6 +12,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -91,9 +92,10 @@ def _public_jwk(private_key: rsa.RSAPrivateKey) -> dict[str, str]:
     return {**members, "kid": kid, "alg": ALGORITHM, "use": "sig"}
 
 
-def _new_current_key(now: datetime) -> ToolKey:
-    """Generate an RSA 2048 key pair and add it to the session as the current key."""
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
+def _new_current_key(now: datetime, private_key: rsa.RSAPrivateKey | None = None) -> ToolKey:
+    """Add a key pair to the session as the current key: private_key, or a new RSA 2048 one."""
+    if private_key is None:
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
     pem = private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -131,9 +133,26 @@ def is_expired(key: ToolKey, now: datetime) -> bool:
     return key.expires_at is not None and _utc(key.expires_at) <= _utc(now)
 
 
-def ensure_current_key(*, now: datetime) -> ToolKey:
-    """Return the current key, generating the first one when there is none (flushes only)."""
-    return get_current_key() or _new_current_key(now)
+def ensure_current_key(*, now: datetime, first_key_pem: str | None = None) -> ToolKey:
+    """Return the current key, making the first one when there is none: from first_key_pem
+    when given, else generated (flushes only)."""
+    current = get_current_key()
+    if current is not None:
+        return current
+    return _new_current_key(now, _first_key(first_key_pem) if first_key_pem else None)
+
+
+@lru_cache(maxsize=4)
+def _first_key(pem: str) -> rsa.RSAPrivateKey:
+    """The RSA private key of LTI_FIRST_KEY_PEM, parsed once per process (parsing checks the key,
+    which costs as much as the rest of an app's start); a ValueError naming the setting."""
+    try:
+        key = load_pem_private_key(pem.encode("ascii"), password=None)
+    except (ValueError, TypeError, UnicodeEncodeError) as exc:
+        raise ValueError("LTI_FIRST_KEY_PEM is not an unencrypted private key in PEM") from exc
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < KEY_SIZE:
+        raise ValueError(f"LTI_FIRST_KEY_PEM must be an RSA key of at least {KEY_SIZE} bits")
+    return key
 
 
 def prune_keys(*, now: datetime) -> list[str]:
@@ -188,7 +207,9 @@ def init_app(app: Flask) -> None:
         return
     with app.app_context():
         try:
-            ensure_current_key(now=datetime.now(UTC))
+            ensure_current_key(
+                now=datetime.now(UTC), first_key_pem=app.config.get("LTI_FIRST_KEY_PEM")
+            )
             db.session.commit()
         except IntegrityError:
             # Another process created the first key at the same moment; theirs is the one.

@@ -11,6 +11,7 @@ import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,7 +190,8 @@ def load_profile(path: Path) -> Profile:
     """Read one profile file; raise ProfileError naming the file and the key on any problem."""
     where = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        stat = path.stat()
+        data = copy.deepcopy(_parse_yaml(where, stat.st_mtime_ns, stat.st_size))
     except yaml.YAMLError as exc:
         raise ProfileError(where, "(yaml)", f"not valid YAML: {exc}") from exc
     if data is None:
@@ -212,6 +214,13 @@ def load_profile(path: Path) -> Profile:
         max_started_minutes=_int_in(where, data, "max_started_minutes", 360, 1, 100_000),
         max_finished_minutes=_int_in(where, data, "max_finished_minutes", 1560, 1, 100_000),
     )
+
+
+@lru_cache(maxsize=64)
+def _parse_yaml(path: str, mtime_ns: int, size: int) -> Any:
+    """A file's YAML, parsed once per version of the file (path, mtime, size): every app built in
+    one process (the test suite builds hundreds) reads the same profiles; callers get a copy."""
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
 def complete_settings(where: str, settings: object) -> dict[str, Any]:

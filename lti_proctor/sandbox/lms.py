@@ -24,6 +24,7 @@ from lti_proctor.sandbox.lms_data import (
     Site,
 )
 from lti_proctor.sandbox.lms_gradebook import register_gradebook
+from lti_proctor.sandbox.lms_oauth import KeySetFetcher
 from lti_proctor.sandbox.lms_platform import (
     CANVAS_ISSUER,
     EXTENSION,
@@ -177,8 +178,10 @@ def create_sandbox_lms(
     launch_path: str = "/lti/launch",
     nrps: bool = False,
     custom: dict[str, str] | None = None,
+    fetch_tool_jwks: KeySetFetcher | None = None,
 ) -> Flask:
-    """A sandbox Moodle or Canvas at base_url, launching the tool at tool_url."""
+    """A sandbox Moodle or Canvas at base_url, launching the tool at tool_url (whose JWKS it reads
+    from there, unless fetch_tool_jwks hands the keys over: a test's in-process stand-in)."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
     base_url, tool_url = base_url.rstrip("/"), tool_url.rstrip("/")
@@ -205,7 +208,7 @@ def create_sandbox_lms(
     app = Flask(__name__)
     app.extensions[EXTENSION] = lms
     app.register_blueprint(_launch_blueprint(family))
-    register_gradebook(app, tool_url=tool_url)
+    register_gradebook(app, tool_url=tool_url, fetch_tool_jwks=fetch_tool_jwks)
     register_quiz(app)
     register_registration(app)
     return app

@@ -26,7 +26,7 @@ from lti_proctor.sandbox.lms_gradebook_data import (
     Gradebook,
     LineItem,
 )
-from lti_proctor.sandbox.lms_oauth import Json, Refusal, ServiceAuth
+from lti_proctor.sandbox.lms_oauth import Json, KeySetFetcher, Refusal, ServiceAuth
 from lti_proctor.sandbox.lms_platform import SandboxLms, get_sandbox_lms
 
 GRADEBOOK = "sandbox_lms_gradebook"
@@ -68,10 +68,13 @@ def tool_jwks_fetcher(jwks_url: str, timeout_s: float = JWKS_TIMEOUT_S) -> Calla
     return fetch
 
 
-def register_gradebook(app: Flask, *, tool_url: str) -> Gradebook:
-    """Add the token endpoint, line items, scores and /gradebook to a sandbox LMS app."""
+def register_gradebook(
+    app: Flask, *, tool_url: str, fetch_tool_jwks: KeySetFetcher | None = None
+) -> Gradebook:
+    """Add the token endpoint, line items, scores and /gradebook to a sandbox LMS app; the tool's
+    keys are read from its JWKS URL unless fetch_tool_jwks hands them over."""
     lms = get_sandbox_lms(app)
-    fetcher = tool_jwks_fetcher(tool_url.rstrip("/") + "/.well-known/jwks.json")
+    fetcher = fetch_tool_jwks or tool_jwks_fetcher(tool_url.rstrip("/") + "/.well-known/jwks.json")
     book = Gradebook(lms, ServiceAuth(lms.family, lms.site.client_id, lms.auth_token_url, fetcher))
     book.sync_links()
     app.extensions[GRADEBOOK] = book
@@ -117,8 +120,9 @@ def _token_refused(book: Gradebook, refusal: Refusal) -> Response:
     return _json(body, refusal.status)
 
 
-def _item_json(book: Gradebook, item: LineItem) -> Json:
-    body: Json = {"id": _item_url(book.lms, item.number)}
+def item_json(book: Gradebook, item: LineItem) -> Json:
+    """A line item's JSON, with the fields and id URL its LMS family shows."""
+    body: Json = {"id": item_url(book.lms, item.number)}
     if book.family == "moodle":
         body.update(
             label=item.label,
@@ -146,7 +150,8 @@ def _item_json(book: Gradebook, item: LineItem) -> Json:
     return body
 
 
-def _item_url(lms: SandboxLms, number: int) -> str:
+def item_url(lms: SandboxLms, number: int) -> str:
+    """The id (URL) of line item number."""
     if lms.family == "canvas":
         return lms.url(f"/api/lti/courses/{lms.course.id}/line_items/{number}")
     return lms.url(
@@ -198,13 +203,13 @@ def line_items(course_id: str) -> ResponseReturnValue:
         if request.method == "GET":
             book = _service(course_id, READ_SCOPES)
             found = book.find_items(request.args.to_dict())
-            return _json([_item_json(book, item) for item in found], content_type=CT_CONTAINER)
+            return _json([item_json(book, item) for item in found], content_type=CT_CONTAINER)
         book = _service(course_id, WRITE_SCOPES)
         item = book.create_item(_body(), request.mimetype)
     except Refusal as refusal:
         return _refused(book, refusal)
     status = 201 if book.family == "moodle" else 200
-    return _json(_item_json(book, item), status, content_type=CT_LINEITEM)
+    return _json(item_json(book, item), status, content_type=CT_LINEITEM)
 
 
 def line_item(course_id: str, number: int) -> ResponseReturnValue:
@@ -221,7 +226,7 @@ def line_item(course_id: str, number: int) -> ResponseReturnValue:
             item = book.get_item(number)
     except Refusal as refusal:
         return _refused(book, refusal)
-    return _json(_item_json(book, item), content_type=CT_LINEITEM)
+    return _json(item_json(book, item), content_type=CT_LINEITEM)
 
 
 def scores(course_id: str, number: int) -> ResponseReturnValue:
@@ -233,7 +238,7 @@ def scores(course_id: str, number: int) -> ResponseReturnValue:
     except Refusal as refusal:
         return _refused(book, refusal)
     if book.family == "canvas":
-        result = f"{_item_url(book.lms, number)}/results/{stored.get('userId')}"
+        result = f"{item_url(book.lms, number)}/results/{stored.get('userId')}"
         return _json({"resultUrl": result}, content_type=CT_SCORE)
     return Response("", status=200, content_type=f"{CT_SCORE}; charset=utf-8")
 

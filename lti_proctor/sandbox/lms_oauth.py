@@ -56,6 +56,7 @@ class ServiceAuth:
     token_url: str
     fetch_tool_jwks: KeySetFetcher
     clock: Callable[[], float] = time.time
+    token_lifetime_s: int = TOKEN_LIFETIME_S
     lock: threading.Lock = field(default_factory=threading.Lock)
     tokens: dict[str, Grant] = field(default_factory=dict)
     jtis: dict[str, float] = field(default_factory=dict)
@@ -84,11 +85,11 @@ class ServiceAuth:
         token = secrets.token_urlsafe(32)
         with self.lock:
             self._remember_jti(claims)
-            self.tokens[token] = Grant(scopes, self.clock() + TOKEN_LIFETIME_S)
+            self.tokens[token] = Grant(scopes, self.clock() + self.token_lifetime_s)
         return {
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME_S,
+            "expires_in": self.token_lifetime_s,
             "scope": " ".join(sorted(scopes)),
         }
 

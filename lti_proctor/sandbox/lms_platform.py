@@ -56,12 +56,20 @@ class SandboxLms:
         self.site = site
         self.tool_login_url = tool_login_url
         self.redirect_uris = redirect_uris
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = _kid(site.family)
         self._hint_secret = secrets.token_bytes(32)
         self.course, self.users, self.links = seed(site.family)
         self._pending: dict[str, PendingLaunch] = {}
+        self._key: rsa.RSAPrivateKey | None = None
         self._lock = threading.Lock()
+
+    @property
+    def key(self) -> rsa.RSAPrivateKey:
+        """The platform's signing key, made on first use (a gradebook-only LMS never signs)."""
+        with self._lock:  # one key even when two requests ask first at once
+            if self._key is None:
+                self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._key
 
     @property
     def family(self) -> str:

@@ -20,6 +20,7 @@ from lti_proctor.proctoring.errors import (
 from lti_proctor.proctoring.profiles import get_profiles
 from lti_proctor.proctoring.types import ProviderEvent
 from lti_proctor.proctoring.webhooks import parse_event
+from tests.factories import make_platform
 from tests.factories_attempts import (
     ACCESS_CODE,
     EXAM_URL,
@@ -30,7 +31,6 @@ from tests.factories_attempts import (
     fake_service,
     make_attempt,
     make_exam_and_learner,
-    make_platform,
 )
 
 

@@ -12,7 +12,8 @@ from lti_proctor.extensions import db
 from lti_proctor.jobs.models import OutboxJob
 from lti_proctor.proctoring.profiles import get_profiles
 from lti_proctor.timeutil import utcnow
-from tests.factories_attempts import PROCTOR_CONFIG, deliver_webhook, make_attempt, make_platform
+from tests.factories import make_platform
+from tests.factories_attempts import PROCTOR_CONFIG, deliver_webhook, make_attempt
 from tests.fakes.reports import REPORT_BASE, FakeReports
 
 

@@ -11,7 +11,8 @@ from lti_proctor.extensions import db
 from lti_proctor.jobs.models import OutboxJob
 from lti_proctor.proctoring.messages import parse_report
 from lti_proctor.proctoring.profiles import get_profiles
-from tests.factories_attempts import NOW, PROCTOR_CONFIG, make_attempt, make_platform
+from tests.factories import make_platform
+from tests.factories_attempts import NOW, PROCTOR_CONFIG, make_attempt
 from tests.fakes.reports import EXAMPLE_REPORT
 
 LATER = NOW + timedelta(hours=2)

@@ -13,7 +13,8 @@ from lti_proctor.attempts.review import (
 )
 from lti_proctor.extensions import db
 from lti_proctor.proctoring.profiles import get_profiles
-from tests.factories_attempts import PROCTOR_CONFIG, make_attempt, make_platform
+from tests.factories import make_platform
+from tests.factories_attempts import PROCTOR_CONFIG, make_attempt
 
 TERRY = Reviewer(sub="4", name="Terry Teacher")
 

@@ -1,6 +1,12 @@
-"""AGS fakes that answer like Moodle 4.5 (mod/lti/token.php, gradebookservices) and Canvas
-(login/oauth2/token, Lti::IMS line items and scores): their URL shapes, content types, checks
-and error answers, as read from their source. Install one on the `http` responses mock.
+"""The AGS side of a Moodle 4.5 or a Canvas for tests: the sandbox LMS's own gradebook, served
+through the `http` responses mock.
+
+What Moodle and Canvas accept is said in one place, the sandbox (lti_proctor/sandbox/
+lms_gradebook*.py and lms_oauth.py): its token rules, its line item and score rules, its URL
+shapes, content types, status lines and error bodies. This module only carries requests there
+(a sandbox LMS app answers each service request through its Flask test client) and adds what
+tests need around it: planned failures, a record of every request, the history of accepted
+scores, and plain views of the gradebook's line items and scores.
 """
 
 from __future__ import annotations
@@ -9,26 +15,31 @@ import json
 import re
 import threading
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, MutableSet
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import responses
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from jwt.algorithms import RSAAlgorithm
 from requests import PreparedRequest
 
-CT_SCORE = "application/vnd.ims.lis.v1.score+json"
-CT_LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"
-CT_CONTAINER = "application/vnd.ims.lis.v2.lineitemcontainer+json"
-SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
-SCOPE_LINEITEM_READONLY = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
-SCOPE_RESULT_READONLY = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
-SCOPE_SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
-ACTIVITY = {"Initialized", "Started", "InProgress", "Submitted", "Completed"}
-GRADING = {"NotReady", "Failed", "Pending", "PendingManual", "FullyGraded"}
+from lti_proctor.sandbox.lms import create_sandbox_lms
+from lti_proctor.sandbox.lms_data import AGS, RESOURCE_LINK
+from lti_proctor.sandbox.lms_gradebook import get_gradebook, item_json, item_url
+from lti_proctor.sandbox.lms_gradebook_data import (
+    CT_CONTAINER,
+    CT_LINEITEM,
+    CT_SCORE,
+    SCOPE_LINEITEM,
+    SCOPE_SCORE,
+)
+from lti_proctor.sandbox.lms_oauth import Refusal
+from lti_proctor.sandbox.lms_platform import PendingLaunch, SandboxLms, get_sandbox_lms
+from tests.constants import TOOL_URL
 
 Answer = tuple[int, dict[str, str], str]
 
@@ -46,44 +57,62 @@ class _ReasonResponse(responses.CallbackResponse):
 
 @dataclass
 class TokenRequest:
-    """One token request as the fake saw it (after checking the assertion)."""
+    """One granted token request as the LMS saw it (its form, and the assertion it verified)."""
 
     form: dict[str, str]
     header: dict[str, Any]
     claims: dict[str, Any]
 
 
-@dataclass
+class Enrolment(MutableSet[str]):
+    """The subs of the course's students: add enrols one more, discard unenrols one."""
+
+    def __init__(self, lms: SandboxLms) -> None:
+        self._lms = lms
+
+    def __contains__(self, sub: object) -> bool:
+        return any(u.sub == sub and not u.is_instructor for u in self._lms.users.values())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([u.sub for u in self._lms.users.values() if not u.is_instructor])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    def add(self, sub: str) -> None:
+        if sub not in self:
+            seeded = self._lms.users["student"]
+            key = f"student:{sub}"
+            self._lms.users[key] = replace(seeded, key=key, sub=sub, lms_id=sub, login_hint=sub)
+
+    def discard(self, sub: str) -> None:
+        for key, user in list(self._lms.users.items()):
+            if user.sub == sub and not user.is_instructor:
+                del self._lms.users[key]
+
+
 class FakeLms:
-    """What Moodle and Canvas share: a token endpoint, line items, scores, planned failures."""
+    """What every fake LMS shares: the responses wiring, planned failures and request records.
 
-    client_id: str
-    kid: str
-    public_key: RSAPublicKey
+    Subclasses answer: answer_token(request) and answer_service(request), and say where they
+    live (token_url, service_base)."""
+
     token_url: str
-    lineitems_url: str  # as in the launch's AGS claim
-    resource_links: set[str]
-    students: set[str]
-    permitted_scopes: frozenset[str]
-    token_lifetime_s: int = 3600
-    line_items: dict[str, dict[str, Any]] = field(default_factory=dict)
-    scores: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
-    token_requests: list[TokenRequest] = field(default_factory=list)
-    service_requests: list[tuple[str, str]] = field(default_factory=list)
-    tokens: dict[str, frozenset[str]] = field(default_factory=dict)
-    _planned: deque[Answer | Exception] = field(default_factory=deque)
-    _jtis: set[str] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _next_id: int = 100
-    token_delay_s: float = 0.0
+    service_base: str
 
-    # --- set-up and inspection used by tests ---------------------------------------------------
+    def __init__(self) -> None:
+        self.token_requests: list[TokenRequest] = []
+        self.service_requests: list[tuple[str, str]] = []
+        self.scores: dict[tuple[str, str], list[dict[str, Any]]] = {}  # accepted, in order
+        self.token_delay_s = 0.0
+        self._planned: deque[Answer | Exception] = deque()
+        self._lock = threading.Lock()
 
     def install(self, http: responses.RequestsMock) -> FakeLms:
         """Serve the token endpoint and the AGS service URLs through the responses mock."""
         http.add(_ReasonResponse("POST", self.token_url, callback=self._token_endpoint))
         service = re.compile(re.escape(self.service_base) + r"(/.*)?(\?.*)?$")
-        for method in ("GET", "POST"):
+        for method in ("GET", "POST", "PUT", "DELETE"):
             http.add(_ReasonResponse(method, service, callback=self._service))
         return self
 
@@ -108,410 +137,188 @@ class FakeLms:
         """The next service call fails on the wire (timeout, refused connection...)."""
         self._planned.append(failure)
 
-    def expire_tokens(self) -> None:
-        """Every issued token stops working (as after its lifetime)."""
-        self.tokens.clear()
-
-    def delete_line_item(self, item_id: str) -> None:
-        """An instructor deletes the column in the gradebook."""
-        del self.line_items[item_id]
-
-    def latest_score(self, item_id: str, user_id: str) -> dict[str, Any] | None:
-        """The score the gradebook shows for user on item."""
-        history = self.scores.get((item_id, user_id))
-        return history[-1] if history else None
-
-    def items_tagged(self, tag: str) -> list[dict[str, Any]]:
-        """The line items carrying tag."""
-        return [item for item in self.line_items.values() if item.get("tag") == tag]
-
-    # --- LMS-specific parts (subclasses) -------------------------------------------------------
-
-    service_base: str = ""
-
-    def item_key(self, path_rest: str) -> tuple[str, str] | None:
-        """Map the path after service_base to (kind, item id URL); kind is lineitem or scores."""
+    def answer_token(self, request: PreparedRequest) -> Answer:
+        """The token endpoint's answer."""
         raise NotImplementedError
 
-    def item_url(self, number: int) -> str:
-        """The id (URL) of line item number."""
+    def answer_service(self, request: PreparedRequest) -> Answer:
+        """An AGS service URL's answer."""
         raise NotImplementedError
-
-    def error(self, status: int, message: str, request: PreparedRequest) -> Answer:
-        """An error answer in this LMS's shape."""
-        raise NotImplementedError
-
-    def check_service_request(self, request: PreparedRequest) -> Answer | None:
-        """LMS-specific checks before routing (None: fine)."""
-        return None
-
-    def accept_score(self, item_id: str, body: dict[str, Any], request: PreparedRequest) -> Answer:
-        """Validate and store one score the way this LMS does."""
-        raise NotImplementedError
-
-    def grant_scopes(self, requested: set[str]) -> frozenset[str] | None:
-        """Scopes granted for a token request, or None to refuse with invalid_scope."""
-        raise NotImplementedError
-
-    # --- token endpoint ------------------------------------------------------------------------
 
     def _token_endpoint(self, request: PreparedRequest) -> Answer:
         if self.token_delay_s:
             threading.Event().wait(self.token_delay_s)
-        content_type = (request.headers.get("Content-Type") or "").split(";")[0]
-        if content_type != "application/x-www-form-urlencoded":
-            return _json(400, {"error": "invalid_request"})
-        form = {k: v[0] for k, v in parse_qs(_text(request)).items()}
-        if (
-            form.get("grant_type") != "client_credentials"
-            or form.get("client_assertion_type")
-            != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-        ):
-            return _json(400, {"error": "unsupported_grant_type"})
-        assertion = form.get("client_assertion", "")
-        try:
-            header = jwt.get_unverified_header(assertion)
-            claims = jwt.decode(
-                assertion,
-                self.public_key,
-                algorithms=["RS256"],
-                audience=self.token_url,
-                options={"require": ["iss", "sub", "aud", "iat", "exp", "jti"]},
-            )
-        except jwt.PyJWTError as exc:
-            return _json(400, {"error": "invalid_client", "error_description": str(exc)})
-        if header.get("kid") != self.kid or claims["sub"] != self.client_id:
-            return _json(400, {"error": "invalid_client"})
-        with self._lock:
-            if claims["jti"] in self._jtis:
-                return _json(400, {"error": "invalid_request", "error_description": "jti reused"})
-            self._jtis.add(claims["jti"])
-            granted = self.grant_scopes(set(form.get("scope", "").split()))
-            if not granted:
-                return _json(400, {"error": "invalid_scope"})
-            self.token_requests.append(TokenRequest(form, header, claims))
-            token = f"{type(self).__name__.lower()}-token-{len(self.token_requests)}"
-            self.tokens[token] = granted
-        return _json(
-            200,
-            {
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": self.token_lifetime_s,
-                "scope": " ".join(sorted(granted)),
-            },
-        )
-
-    # --- AGS service ---------------------------------------------------------------------------
+        return self.answer_token(request)
 
     def _service(self, request: PreparedRequest) -> Answer:
-        url = str(request.url)
         with self._lock:
-            self.service_requests.append((str(request.method), url))
+            self.service_requests.append((str(request.method), str(request.url)))
             planned = self._planned.popleft() if self._planned else None
         if isinstance(planned, Exception):
             raise planned
         if planned is not None:
             return planned
-        auth = request.headers.get("Authorization", "")
-        scopes = (
-            self.tokens.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
-        )
-        if scopes is None:
-            return self.error(401, "Access token invalid or expired", request)
-        refused = self.check_service_request(request)
-        if refused:
-            return refused
-        parts = urlsplit(url)
-        rest = parts.path[len(urlsplit(self.service_base).path) :]
-        if rest in ("", "/"):
-            return self._lineitems(request, scopes)
-        routed = self.item_key(rest)
-        if routed is None or routed[1] not in self.line_items:
-            return self.error(404, "Not Found: Grade item doesn't exist.", request)
-        kind, item_id = routed
-        if kind == "scores" and request.method == "POST":
-            if SCOPE_SCORE not in scopes:
-                return self.error(401, "Insufficient permissions", request)
-            return self._score(item_id, request)
-        return _json(200, self.line_items[item_id], CT_LINEITEM)
+        return self.answer_service(request)
 
-    def _lineitems(self, request: PreparedRequest, scopes: frozenset[str]) -> Answer:
-        if request.method == "GET":
-            if not scopes & {SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY}:
-                return self.error(401, "Insufficient permissions", request)
-            query = {k: v[0] for k, v in parse_qs(urlsplit(str(request.url)).query).items()}
-            found = [
-                item
-                for item in self.line_items.values()
-                if query.get("tag") in (None, item.get("tag"))
-                and query.get("resource_link_id") in (None, item.get("resourceLinkId"))
-            ]
-            return _json(200, found, CT_CONTAINER)
-        if SCOPE_LINEITEM not in scopes:
-            return self.error(401, "Insufficient permissions", request)
-        if _content_type(request) != CT_LINEITEM:
-            return self.error(400, "No context or unsupported content type", request)
-        body = _body(request)
-        if (
-            not isinstance(body, dict)
-            or "label" not in body
-            or not isinstance(body.get("scoreMaximum"), int | float)
-        ):
-            return self.error(400, "No label or Score Maximum", request)
-        link = body.get("resourceLinkId")
-        if link is not None and link not in self.resource_links:
-            return self.error(403, "Invalid resource link", request)
-        return _json(201, self.add_line_item(**body), CT_LINEITEM)
+    def _record_token_request(self, form: dict[str, str]) -> None:
+        """Keep a granted request, with the assertion the LMS has just verified."""
+        assertion = form["client_assertion"]
+        header = jwt.get_unverified_header(assertion)
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+        with self._lock:
+            self.token_requests.append(TokenRequest(form, header, claims))
+
+
+class SandboxLmsFake(FakeLms):
+    """A sandbox Moodle or Canvas (the subclass says which) taking the tool's AGS calls."""
+
+    family: ClassVar[str]
+    base_url: ClassVar[str]
+
+    def __init__(self, *, public_key: RSAPublicKey, kid: str) -> None:
+        super().__init__()
+        self.kid, self.public_key = kid, public_key
+        jwk = RSAAlgorithm.to_jwk(public_key, as_dict=True)
+        keyset = {"keys": [{**jwk, "kid": kid, "alg": "RS256", "use": "sig"}]}
+        self.app = create_sandbox_lms(
+            base_url=self.base_url,
+            tool_url=TOOL_URL,
+            family=self.family,
+            fetch_tool_jwks=lambda: keyset,
+        )
+        self.sandbox = get_sandbox_lms(self.app)
+        self.book = get_gradebook(self.app)
+        self.students = Enrolment(self.sandbox)
+        claims = self.sandbox.claims(
+            PendingLaunch("student", "final", RESOURCE_LINK, 0), nonce="n", iat=0
+        )
+        self.lineitems_url: str = claims[AGS]["lineitems"]  # as in the launch's AGS claim
+        self.service_base = self.lineitems_url.partition("?")[0]
+
+    # --- who the LMS is -------------------------------------------------------------------------
+
+    @property
+    def client_id(self) -> str:
+        """The tool's client id at this LMS."""
+        return self.sandbox.site.client_id
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth2 token endpoint."""
+        return self.sandbox.auth_token_url
+
+    @property
+    def resource_links(self) -> set[str]:
+        """The ids of the course's tool links."""
+        return {link.id for link in self.sandbox.links.values()}
+
+    @property
+    def tokens(self) -> Mapping[str, Any]:
+        """The access tokens issued and still known, by token."""
+        return self.book.auth.tokens
+
+    @property
+    def token_lifetime_s(self) -> int:
+        """The expires_in of the tokens it issues."""
+        return self.book.auth.token_lifetime_s
+
+    @token_lifetime_s.setter
+    def token_lifetime_s(self, seconds: int) -> None:
+        self.book.auth.token_lifetime_s = seconds
+
+    # --- set-up and inspection used by tests ---------------------------------------------------
+
+    def expire_tokens(self) -> None:
+        """Every issued token stops working (as after its lifetime)."""
+        with self.book.auth.lock:
+            self.book.auth.tokens.clear()
+
+    def delete_line_item(self, item_id: str) -> None:
+        """An instructor deletes the column in the gradebook."""
+        self.book.delete_item(self._number(item_id))
 
     def add_line_item(self, **fields: Any) -> dict[str, Any]:
-        """Store a line item (a tool's POST, or one the LMS made for an assignment)."""
+        """A line item made at the LMS (fields as in line item JSON); its JSON."""
+        item = self.book.create_item(fields, CT_LINEITEM)
+        return item_json(self.book, item)
+
+    @property
+    def line_items(self) -> dict[str, dict[str, Any]]:
+        """Every line item's JSON, by id."""
+        items = (item_json(self.book, item) for item in self.book.find_items({}))
+        return {item["id"]: item for item in items}
+
+    def items_tagged(self, tag: str) -> list[dict[str, Any]]:
+        """The line items carrying tag."""
+        return [item_json(self.book, item) for item in self.book.find_items({"tag": tag})]
+
+    def latest_score(self, item_id: str, user_id: str) -> dict[str, Any] | None:
+        """The score the gradebook shows for user on item."""
+        stored = self.book.latest_score(self._number(item_id), user_id)
+        return dict(stored.body) if stored else None
+
+    def _number(self, item_id: str) -> int:
+        for number in self.book.items:
+            if item_url(self.sandbox, number) == item_id:
+                return number
+        raise KeyError(item_id)
+
+    # --- the token endpoint and the service, answered by the sandbox ---------------------------
+
+    def answer_token(self, request: PreparedRequest) -> Answer:
+        form = {k: v[0] for k, v in parse_qs(_text(request)).items()}
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+        try:
+            answer = self.book.auth.issue_token(form, content_type)
+        except Refusal as refusal:
+            # The OAuth error code alone: the sandbox's Canvas also sends error_description (as
+            # Canvas does), which the tool would report instead; tests compare the code.
+            return _json(refusal.status, {"error": refusal.code or "invalid_request"})
+        self._record_token_request(form)
+        return 200, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(answer)
+
+    def answer_service(self, request: PreparedRequest) -> Answer:
+        url, method = str(request.url), str(request.method)
+        parts = urlsplit(url)
+        headers = {
+            k: v for k, v in request.headers.items() if k not in ("Content-Type", "Content-Length")
+        }
+        resp = self.app.test_client().open(
+            parts.path,
+            base_url=f"{parts.scheme}://{parts.netloc}",
+            query_string=parts.query,
+            method=method,
+            headers=headers,
+            content_type=request.headers.get("Content-Type"),
+            data=_text(request).encode(),
+        )
+        status, _, reason = resp.status.partition(" ")
+        request.fake_reason = reason  # type: ignore[attr-defined]
+        if method == "POST" and parts.path.endswith("/scores") and resp.status_code == 200:
+            self._remember_score(url, json.loads(_text(request)))
+        answer_headers = {"Content-Type": resp.content_type} if resp.content_type else {}
+        return int(status), answer_headers, resp.get_data(as_text=True)
+
+    def _remember_score(self, scores_url: str, body: dict[str, Any]) -> None:
+        parts = urlsplit(scores_url)
+        item_id = parts._replace(path=parts.path.removesuffix("/scores")).geturl()
+        shown = self.latest_score(item_id, body["userId"])
         with self._lock:
-            self._next_id += 1
-            item = {"id": self.item_url(self._next_id), **fields}
-            self.line_items[item["id"]] = item
-        return item
-
-    def _score(self, item_id: str, request: PreparedRequest) -> Answer:
-        if _content_type(request) != CT_SCORE:
-            return self.error(400, "unsupported content type", request)
-        body = _body(request)
-        if not isinstance(body, dict):
-            return self.error(400, "Incorrect score received", request)
-        with self._lock:
-            return self.accept_score(item_id, body, request)
-
-    def _store_score(self, item_id: str, body: dict[str, Any]) -> None:
-        self.scores.setdefault((item_id, body["userId"]), []).append(body)
+            self.scores.setdefault((item_id, body["userId"]), []).append(shown or body)
 
 
-class MoodleFake(FakeLms):
+class MoodleFake(SandboxLmsFake):
     """Moodle 4.5: services.php URLs with ?type_id=, token.php, refusals in the status line."""
 
-    def __init__(self, *, public_key: RSAPublicKey, kid: str, **overrides: Any) -> None:
-        settings: dict[str, Any] = {
-            "client_id": "qJFGPTxkK5WNQyx",
-            "token_url": "https://moodle.example.edu/mod/lti/token.php",
-            "lineitems_url": "https://moodle.example.edu/mod/lti/services.php/2/lineitems?type_id=1",
-            "resource_links": {"1"},
-            "students": {"3"},
-            "permitted_scopes": frozenset(
-                {SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY, SCOPE_SCORE}
-            ),
-        }
-        settings.update(overrides)
-        super().__init__(public_key=public_key, kid=kid, **settings)
-        self.service_base = "https://moodle.example.edu/mod/lti/services.php/2/lineitems"
-        self._next_id = 6
-        # The assignment's own grade item (the launch's `lineitem` claim): no tag.
-        self.add_line_item(
-            label="Final exam (proctored)",
-            scoreMaximum=100.0,
-            resourceId="",
-            tag="",
-            resourceLinkId="1",
-            ltiLinkId="1",
-        )
-
-    def item_url(self, number: int) -> str:
-        return f"{self.service_base}/{number}/lineitem?type_id=1"
-
-    def item_key(self, path_rest: str) -> tuple[str, str] | None:
-        match = re.fullmatch(r"/(\d+)/lineitem(/scores)?", path_rest)
-        if not match:
-            return None
-        return ("scores" if match.group(2) else "lineitem", self.item_url(int(match.group(1))))
-
-    def check_service_request(self, request: PreparedRequest) -> Answer | None:
-        query = parse_qs(urlsplit(str(request.url)).query)
-        if query.get("type_id") != ["1"]:  # without type_id Moodle takes the LTI 2 path
-            return self.error(401, "", request)
-        container = urlsplit(str(request.url)).path == urlsplit(self.service_base).path
-        if container and request.method == "GET":
-            # lineitems.php: a GET must accept the container type or send no Accept at all.
-            if request.headers.get("Accept") not in (None, "", CT_CONTAINER):
-                return self.error(400, "No context or unsupported content type", request)
-        return None
-
-    def error(self, status: int, message: str, request: PreparedRequest) -> Answer:
-        # response::send(): with no body, a JSON description of the request and the reason.
-        request.fake_reason = message  # type: ignore[attr-defined]
-        body = {
-            "status": status,
-            "reason": message,
-            "request": {"method": request.method, "url": urlsplit(str(request.url)).path},
-        }
-        return status, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(body)
-
-    def refuse_in_status_line(self, status: int, reason: str, request: PreparedRequest) -> Answer:
-        """scores.php: the exception's message goes to the status line, the body stays "[]"."""
-        request.fake_reason = reason  # type: ignore[attr-defined]
-        return status, {}, "[]"
-
-    def grant_scopes(self, requested: set[str]) -> frozenset[str] | None:
-        return frozenset(requested & self.permitted_scopes) or None
-
-    def accept_score(self, item_id: str, body: dict[str, Any], request: PreparedRequest) -> Answer:
-        stamp = _timestamp(body.get("timestamp"))
-        if (
-            not all(
-                k in body for k in ("userId", "timestamp", "gradingProgress", "activityProgress")
-            )
-            or stamp is None
-            or any(
-                k in body and not isinstance(body[k], int | float)
-                for k in ("scoreGiven", "scoreMaximum")
-            )
-            or body["userId"] not in self.students
-        ):
-            return self.refuse_in_status_line(400, "Incorrect score received", request)
-        latest = self.latest_score(item_id, body["userId"])
-        # grade_grades.timemodified is in whole seconds, and an equal time is refused too.
-        if latest and int(_timestamp(latest["timestamp"]).timestamp()) >= int(stamp.timestamp()):
-            number = re.search(r"/(\d+)/lineitem", item_id).group(1)  # type: ignore[union-attr]
-            return self.refuse_in_status_line(
-                409,
-                f"Refusing score with an earlier timestamp for item {number} and user "
-                f"{body['userId']}",
-                request,
-            )
-        stored = dict(body)
-        if stored.get("gradingProgress") != "FullyGraded":
-            stored["scoreGiven"] = None  # Moodle keeps no grade until FullyGraded
-        self._store_score(item_id, stored)
-        return 200, {"Content-Type": f"{CT_SCORE}; charset=utf-8"}, ""
+    family = "moodle"
+    base_url = "https://moodle.example.edu"
 
 
-class CanvasFake(FakeLms):
+class CanvasFake(SandboxLmsFake):
     """Canvas: /api/lti/courses/<id>/line_items, login/oauth2/token, {"errors": ...} answers."""
 
-    def __init__(self, *, public_key: RSAPublicKey, kid: str, **overrides: Any) -> None:
-        settings: dict[str, Any] = {
-            "client_id": "10000000000001",
-            "token_url": "https://school.instructure.com/login/oauth2/token",
-            "lineitems_url": "https://school.instructure.com/api/lti/courses/1/line_items",
-            "resource_links": {"98b3107f-76cb-52cd-88b5-053a068d5c83"},
-            "students": {"21d25588-d4a9-51d7-a462-eb54278140c8"},
-            "permitted_scopes": frozenset({SCOPE_SCORE, SCOPE_LINEITEM}),
-        }
-        settings.update(overrides)
-        super().__init__(public_key=public_key, kid=kid, **settings)
-        self.service_base = self.lineitems_url
-        self._next_id = 0
-        self.add_line_item(
-            scoreMaximum=100.0,
-            label="Final exam (proctored)",
-            resourceId=None,
-            tag=None,
-            resourceLinkId="98b3107f-76cb-52cd-88b5-053a068d5c83",
-        )
-
-    def item_url(self, number: int) -> str:
-        return f"{self.service_base}/{number}"
-
-    def item_key(self, path_rest: str) -> tuple[str, str] | None:
-        match = re.fullmatch(r"/(\d+)(/scores)?", path_rest)
-        if not match:
-            return None
-        return ("scores" if match.group(2) else "lineitem", self.item_url(int(match.group(1))))
-
-    def error(self, status: int, message: str, request: PreparedRequest) -> Answer:
-        if status == 404:  # ActiveRecord::RecordNotFound through the API error handler
-            return _json(404, {"errors": [{"message": "The specified resource does not exist."}]})
-        kind = {
-            400: "bad_request",
-            401: "unauthorized",
-            403: "forbidden",
-            412: "precondition_failed",
-            422: "unprocessable_entity",
-        }.get(status, "error")
-        return _json(status, {"errors": {"type": kind, "message": message}})
-
-    def grant_scopes(self, requested: set[str]) -> frozenset[str] | None:
-        # Canvas refuses the request when a scope is not on the developer key.
-        return frozenset(requested) if requested and requested <= self.permitted_scopes else None
-
-    def accept_score(self, item_id: str, body: dict[str, Any], request: PreparedRequest) -> Answer:
-        if body.get("userId") not in self.students:
-            return self.error(422, "User not found in course or is not a student", request)
-        missing = [
-            k
-            for k in ("userId", "activityProgress", "gradingProgress", "timestamp")
-            if k not in body
-        ]
-        if missing:
-            return self.error(400, f"param is missing or the value is empty: {missing[0]}", request)
-        stamp = _timestamp(body["timestamp"])
-        latest = self.latest_score(item_id, body["userId"])
-        if stamp is None:
-            return self.error(
-                400, f"Provided timestamp of {body['timestamp']} not a valid timestamp", request
-            )
-        if latest and _timestamp(latest["timestamp"]) > stamp:
-            return self.error(
-                400,
-                f"Provided timestamp of {body['timestamp']} before last updated timestamp of "
-                f"{latest['timestamp']}",
-                request,
-            )
-        if "scoreGiven" in body and "scoreMaximum" not in body:
-            return self.error(422, "ScoreMaximum not supplied when ScoreGiven present.", request)
-        if body["activityProgress"] not in ACTIVITY or body["gradingProgress"] not in GRADING:
-            return self.error(422, "Validation failed: progress value", request)
-        self._store_score(item_id, dict(body))
-        result = f"{item_id}/results/{len(self.scores[(item_id, body['userId'])])}"
-        return _json(200, {"resultUrl": result}, CT_SCORE)
-
-
-class OpenEdxFake(FakeLms):
-    """Open edX's lti_consumer: /api/lti_consumer/v1/lti/<config>/lti-ags, DRF error bodies.
-
-    It keeps one score per user and line item and validates the timestamp in its serializer:
-    the same timestamp again, or an older one, is a 400 with the message in a field list.
-    """
-
-    def __init__(self, *, public_key: RSAPublicKey, kid: str, **overrides: Any) -> None:
-        base = "https://courses.example.edu/api/lti_consumer/v1"
-        settings: dict[str, Any] = {
-            "client_id": "6d1c5b0e-8f0e-4d7a-9b9e-1f2a3b4c5d6e",
-            "token_url": f"{base}/token/7",
-            "lineitems_url": f"{base}/lti/7/lti-ags",
-            "resource_links": {"block-v1:Org+Course+Run+type@lti_consumer+block@exam"},
-            "students": {"2b4c6d8e-0f1a-4b3c-8d5e-7f9a1b2c3d4e"},
-            "permitted_scopes": frozenset({SCOPE_SCORE, SCOPE_LINEITEM}),
-        }
-        settings.update(overrides)
-        super().__init__(public_key=public_key, kid=kid, **settings)
-        self.service_base = self.lineitems_url
-
-    def item_url(self, number: int) -> str:
-        return f"{self.service_base}/{number}"
-
-    def item_key(self, path_rest: str) -> tuple[str, str] | None:
-        match = re.fullmatch(r"/(\d+)(/scores)?/?", path_rest)
-        if not match:
-            return None
-        return ("scores" if match.group(2) else "lineitem", self.item_url(int(match.group(1))))
-
-    def error(self, status: int, message: str, request: PreparedRequest) -> Answer:
-        return _json(status, {"detail": message})
-
-    def grant_scopes(self, requested: set[str]) -> frozenset[str] | None:
-        return frozenset(requested & self.permitted_scopes) or None
-
-    def accept_score(self, item_id: str, body: dict[str, Any], request: PreparedRequest) -> Answer:
-        stamp = _timestamp(body.get("timestamp"))
-        if stamp is None:
-            return _json(400, {"timestamp": ["Datetime has wrong format."]})
-        latest = self.latest_score(item_id, str(body.get("userId")))
-        held = _timestamp(latest["timestamp"]) if latest else None
-        if held is not None and held == stamp:
-            return _json(400, {"timestamp": ["Score already exists for the provided timestamp"]})
-        if held is not None and held > stamp:
-            message = "Score timestamp can only be updated to a later point in time"
-            return _json(400, {"timestamp": [message]})
-        self._store_score(item_id, dict(body))
-        return _json(201, dict(body), CT_SCORE)
+    family = "canvas"
+    base_url = "https://school.instructure.com"
 
 
 def _json(status: int, body: Any, content_type: str = "application/json") -> Answer:
@@ -523,15 +330,111 @@ def _text(request: PreparedRequest) -> str:
     return body.decode() if isinstance(body, bytes) else str(body)
 
 
-def _body(request: PreparedRequest) -> Any:
-    try:
-        return json.loads(_text(request))
-    except ValueError:
-        return None
+class OpenEdxFake(FakeLms):
+    """Open edX's lti_consumer: /api/lti_consumer/v1/lti/<config>/lti-ags, DRF error bodies.
 
+    The sandbox plays no Open edX, so its rules live here (and only here). It keeps one score per
+    user and line item and validates the timestamp in its serializer: the same timestamp again,
+    or an older one, is a 400 with the message in a field list.
+    """
 
-def _content_type(request: PreparedRequest) -> str:
-    return (request.headers.get("Content-Type") or "").split(";")[0].strip()
+    BASE = "https://courses.example.edu/api/lti_consumer/v1"
+
+    def __init__(self, *, public_key: RSAPublicKey, kid: str) -> None:
+        super().__init__()
+        self.kid, self.public_key = kid, public_key
+        self.client_id = "6d1c5b0e-8f0e-4d7a-9b9e-1f2a3b4c5d6e"
+        self.token_url = f"{self.BASE}/token/7"
+        self.lineitems_url = self.service_base = f"{self.BASE}/lti/7/lti-ags"
+        self.resource_links = {"block-v1:Org+Course+Run+type@lti_consumer+block@exam"}
+        self.students = {"2b4c6d8e-0f1a-4b3c-8d5e-7f9a1b2c3d4e"}
+        self.permitted_scopes = frozenset({SCOPE_SCORE, SCOPE_LINEITEM})
+        self.tokens: dict[str, frozenset[str]] = {}
+        self.line_items: dict[str, dict[str, Any]] = {}
+        self._jtis: set[str] = set()
+
+    def latest_score(self, item_id: str, user_id: str) -> dict[str, Any] | None:
+        """The score the gradebook shows for user on item."""
+        history = self.scores.get((item_id, user_id))
+        return history[-1] if history else None
+
+    def answer_token(self, request: PreparedRequest) -> Answer:
+        form = {k: v[0] for k, v in parse_qs(_text(request)).items()}
+        assertion = form.get("client_assertion", "")
+        try:
+            header = jwt.get_unverified_header(assertion)
+            claims = jwt.decode(
+                assertion, self.public_key, algorithms=["RS256"], audience=self.token_url
+            )
+        except jwt.PyJWTError as exc:
+            return _json(400, {"error": "invalid_client", "error_description": str(exc)})
+        if header.get("kid") != self.kid or claims.get("sub") != self.client_id:
+            return _json(400, {"error": "invalid_client"})
+        granted = frozenset(set(form.get("scope", "").split()) & self.permitted_scopes)
+        with self._lock:
+            if not granted or claims.get("jti") in self._jtis:
+                return _json(400, {"error": "invalid_scope" if not granted else "invalid_grant"})
+            self._jtis.add(str(claims.get("jti")))
+            token = f"openedx-token-{len(self.tokens) + 1}"
+            self.tokens[token] = granted
+        self._record_token_request(form)
+        answer = {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+        return _json(200, {**answer, "scope": " ".join(sorted(granted))})
+
+    def answer_service(self, request: PreparedRequest) -> Answer:
+        auth = request.headers.get("Authorization", "")
+        scopes = self.tokens.get(auth.removeprefix("Bearer ")) if auth else None
+        if scopes is None:
+            return _json(401, {"detail": "Access token invalid or expired"})
+        rest = urlsplit(str(request.url)).path[len(urlsplit(self.service_base).path) :]
+        if rest in ("", "/"):
+            if SCOPE_LINEITEM not in scopes:
+                return _json(401, {"detail": "Insufficient permissions"})
+            return self._line_items(request)
+        match = re.fullmatch(r"/(\d+)(/scores)?/?", rest)
+        item_id = f"{self.service_base}/{match.group(1)}" if match else ""
+        if item_id not in self.line_items:
+            return _json(404, {"detail": "Not Found: Grade item doesn't exist."})
+        if match and match.group(2) and request.method == "POST":
+            if SCOPE_SCORE not in scopes:
+                return _json(401, {"detail": "Insufficient permissions"})
+            return self._score(item_id, json.loads(_text(request)))
+        return _json(200, self.line_items[item_id], CT_LINEITEM)
+
+    def _line_items(self, request: PreparedRequest) -> Answer:
+        if request.method == "GET":
+            query = {k: v[0] for k, v in parse_qs(urlsplit(str(request.url)).query).items()}
+            found = [
+                item
+                for item in self.line_items.values()
+                if query.get("tag") in (None, item.get("tag"))
+                and query.get("resource_link_id") in (None, item.get("resourceLinkId"))
+            ]
+            return _json(200, found, CT_CONTAINER)
+        body = json.loads(_text(request))
+        if not isinstance(body.get("label"), str) or "scoreMaximum" not in body:
+            return _json(400, {"detail": "No label or Score Maximum"})
+        if body.get("resourceLinkId") not in (None, *self.resource_links):
+            return _json(403, {"detail": "Invalid resource link"})
+        with self._lock:
+            item = {"id": f"{self.service_base}/{len(self.line_items) + 1}", **body}
+            self.line_items[item["id"]] = item
+        return _json(201, item, CT_LINEITEM)
+
+    def _score(self, item_id: str, body: dict[str, Any]) -> Answer:
+        stamp = _timestamp(body.get("timestamp"))
+        if stamp is None:
+            return _json(400, {"timestamp": ["Datetime has wrong format."]})
+        latest = self.latest_score(item_id, str(body.get("userId")))
+        held = _timestamp(latest["timestamp"]) if latest else None
+        if held is not None and held == stamp:
+            return _json(400, {"timestamp": ["Score already exists for the provided timestamp"]})
+        if held is not None and held > stamp:
+            message = "Score timestamp can only be updated to a later point in time"
+            return _json(400, {"timestamp": [message]})
+        with self._lock:
+            self.scores.setdefault((item_id, body["userId"]), []).append(dict(body))
+        return _json(201, dict(body), CT_SCORE)
 
 
 def _timestamp(value: Any) -> datetime | None:

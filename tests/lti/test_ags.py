@@ -41,8 +41,9 @@ from lti_proctor.lti.ags import (
     with_query,
 )
 from lti_proctor.store import DatabaseStore, RedisStore, SharedStore, get_store
-from tests.conftest import REDIS_URL, redis_available
+from tests.constants import REDIS_URL
 from tests.fakes.ags import CanvasFake, FakeLms, MoodleFake, OpenEdxFake
+from tests.services import redis_available
 
 KID = "tool-key-2030-05"
 T0 = datetime(2030, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)

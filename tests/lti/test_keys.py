@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from flask import Flask
 from sqlalchemy.exc import IntegrityError
 
@@ -161,3 +164,54 @@ def test_rotate_refuses_negative_grace(ctx: None) -> None:
 def test_key_repr_shows_no_private_material(ctx: None) -> None:
     (key,) = keys.find_keys()
     assert "PRIVATE" not in repr(key) and key.kid in repr(key)
+
+
+def _n_of(pem: str) -> int:
+    loaded = load_pem_private_key(pem.encode("ascii"), password=None)
+    assert isinstance(loaded, rsa.RSAPrivateKey)
+    return loaded.public_key().public_numbers().n
+
+
+def test_first_start_takes_the_first_key_pem_when_given(ctx: None, first_key_pem: str) -> None:
+    (stored,) = keys.find_keys()
+    kid, private_key = keys.get_signing_key()
+
+    assert kid == stored.kid
+    assert private_key.public_key().public_numbers().n == _n_of(first_key_pem)
+
+
+def test_first_start_without_a_first_key_pem_generates_its_own_key(
+    app_config: dict[str, Any], request: pytest.FixtureRequest, first_key_pem: str
+) -> None:
+    app_config["LTI_FIRST_KEY_PEM"] = None
+    app: Flask = request.getfixturevalue("app")
+
+    with app.app_context():
+        (stored,) = keys.find_keys()
+        _, private_key = keys.get_signing_key()
+    assert stored.status == "current" and private_key.key_size == 2048
+    assert private_key.public_key().public_numbers().n != _n_of(first_key_pem)
+
+
+@pytest.mark.parametrize(
+    "pem",
+    [
+        pytest.param("not a key", id="not-pem"),
+        pytest.param(
+            rsa.generate_private_key(public_exponent=65537, key_size=1024)
+            .private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            .decode(),
+            id="rsa-1024",
+        ),
+    ],
+)
+def test_unusable_first_key_pem_is_refused_naming_the_setting(ctx: None, pem: str) -> None:
+    db.session.execute(sa.delete(ToolKey))
+
+    with pytest.raises(ValueError, match="LTI_FIRST_KEY_PEM"):
+        keys.ensure_current_key(now=NOW, first_key_pem=pem)
+    assert keys.find_keys() == []

@@ -19,7 +19,7 @@ from lti_proctor.lti.roles import Role
 from lti_proctor.sandbox.lms import create_sandbox_lms
 from lti_proctor.sandbox.lms_platform import get_sandbox_lms
 from lti_proctor.web import lti as web_lti
-from tests.conftest import TOOL_URL
+from tests.constants import TOOL_URL
 from tests.factories import make_platform, register_described
 from tests.launches import (
     LaunchBuilder,

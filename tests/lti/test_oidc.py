@@ -10,7 +10,7 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import TOOL_URL
+from tests.constants import TOOL_URL
 from tests.factories import make_platform
 from tests.launches import LaunchBuilder, nonce_pending, store_size
 

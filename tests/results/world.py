@@ -70,8 +70,7 @@ class ResultsWorld:
         with app.app_context():
             kid, key = get_signing_key()
         fake: type[FakeLms] = CanvasFake if family == "canvas" else MoodleFake
-        extra = {"token_url": CANVAS_TOKEN_URL} if family == "canvas" else {}
-        self.lms = fake(public_key=key.public_key(), kid=kid, **extra).install(http)
+        self.lms = fake(public_key=key.public_key(), kid=kid).install(http)
         self.service = fake_service(http)
         self.reports = FakeReports(api_key=PROCTOR_CONFIG["TRUSTEXAM_API_KEY"]).install(http)
         self._next_service_id = 884211

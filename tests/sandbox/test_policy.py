@@ -10,8 +10,8 @@ import pytest
 
 from lti_proctor import create_app
 from lti_proctor.config import ConfigError
-from lti_proctor.extensions import db
 from lti_proctor.sandbox.policy import SandboxPolicyError, check_sandbox_policy
+from tests.services import close_app_database
 
 REAL_KEY = "te_live_5f3c2a9d"
 DEMO_KEY = "sandbox-Zq8c1Jf0"
@@ -61,8 +61,7 @@ def test_app_starts_with_the_sandbox_only_where_allowed(
     app = create_app({**base, **settings})
 
     assert app.config["SANDBOX_PROCTORING"] is sandbox
-    with app.app_context():
-        db.engine.dispose()
+    close_app_database(app)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from lti_proctor.identity import Exam
 from lti_proctor.lti import claims as c
 from lti_proctor.lti.deep_linking import CONTENT_ITEMS, DATA
 from lti_proctor.lti.keys import get_signing_key
-from tests.conftest import TOOL_URL
+from tests.constants import TOOL_URL
 from tests.factories_attempts import ACCESS_CODE, EXAM_URL, PROCTOR_CONFIG, fake_service
 from tests.launches import LaunchBuilder
 

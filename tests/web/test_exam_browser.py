@@ -13,14 +13,8 @@ from lti_proctor.extensions import db
 from lti_proctor.proctoring.profiles import get_profiles
 from lti_proctor.timeutil import utcnow
 from lti_proctor.web import exam_page
-from tests.factories_attempts import (
-    ACCESS_CODE,
-    EXAM_URL,
-    PROCTOR_CONFIG,
-    SDK_URL,
-    make_attempt,
-    make_platform,
-)
+from tests.factories import make_platform
+from tests.factories_attempts import ACCESS_CODE, EXAM_URL, PROCTOR_CONFIG, SDK_URL, make_attempt
 from tests.live import live_server
 
 # The SDK surface of trustexam-api.md §4.8: isFinished async, isCanStartNewAttempt sync.

@@ -14,7 +14,8 @@ from lti_proctor.lti.claims import LAUNCH_PRESENTATION
 from lti_proctor.proctoring.profiles import get_profiles
 from lti_proctor.results import reports as reports_job
 from lti_proctor.web import exam_page
-from tests.factories_attempts import SDK_URL, make_attempt, make_platform
+from tests.factories import make_platform
+from tests.factories_attempts import SDK_URL, make_attempt
 from tests.live import live_server
 from tests.results.world import RESULTS_CONFIG, Clock, ResultsWorld
 from tests.web.test_exam_browser import FAKE_SDK, _chromium, _started_page

@@ -11,7 +11,8 @@ from lti_proctor.attempts.models import Attempt
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import OutboxJob
 from lti_proctor.proctoring.profiles import get_profiles
-from tests.factories_attempts import deliver_webhook, make_attempt, make_platform
+from tests.factories import make_platform
+from tests.factories_attempts import deliver_webhook, make_attempt
 
 ROUNDS = 15
 

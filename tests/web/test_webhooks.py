@@ -9,7 +9,8 @@ from lti_proctor.attempts.models import Attempt, WebhookEvent
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import OutboxJob
 from lti_proctor.proctoring.profiles import get_profiles
-from tests.factories_attempts import deliver_webhook, make_attempt, make_platform, webhook_body
+from tests.factories import make_platform
+from tests.factories_attempts import deliver_webhook, make_attempt, webhook_body
 
 
 def given_attempt(app, state=None, profile="standard"):
