@@ -128,6 +128,7 @@ def test_frame_without_device_permissions_offers_a_new_window(app, allow, offere
     with live_server(app) as base, live_server(course) as lms, playwright.sync_playwright() as p:
         with app.app_context():
             attempt = make_attempt(make_platform(issuer=lms), get_profiles(app)["standard"])
+            attempt.token_refreshed_at = utcnow()  # launched just now: the exam's window is open
             db.session.commit()
             attempt_id = attempt.id
         with app.test_request_context():
@@ -149,6 +150,7 @@ def _started_page(app, base, p, chromium, language):
     """A browser page showing a started attempt's quiz, in language; returns (browser, page)."""
     with app.app_context():
         attempt = make_attempt(make_platform(), get_profiles(app)["standard"])
+        attempt.token_refreshed_at = utcnow()  # launched just now: the exam's window is open
         db.session.commit()
         attempt_id, secret = attempt.id, attempt.webhook_secret
     with app.test_request_context():

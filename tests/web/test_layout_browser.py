@@ -13,6 +13,7 @@ from lti_proctor.extensions import db
 from lti_proctor.lti.claims import LAUNCH_PRESENTATION
 from lti_proctor.proctoring.profiles import get_profiles
 from lti_proctor.results import reports as reports_job
+from lti_proctor.timeutil import utcnow
 from lti_proctor.web import exam_page
 from tests.factories import make_platform
 from tests.factories_attempts import SDK_URL, make_attempt
@@ -113,6 +114,7 @@ def test_exam_page_fits_a_phone_before_the_start(app):
     playwright, chromium = _chromium()
     with app.app_context():
         attempt = make_attempt(make_platform(), get_profiles(app)["standard"])
+        attempt.token_refreshed_at = utcnow()  # launched just now: the exam's window is open
         db.session.commit()
         attempt_id = attempt.id
     with app.test_request_context():
