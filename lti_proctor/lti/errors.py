@@ -98,6 +98,14 @@ REASON_TEXT: dict[LaunchReason, ReasonText] = {
         "The launch says it was issued in the future, so the LMS's clock and the tool's disagree.",
         "Your LMS administrator should check the LMS server's clock. " + _ADMIN,
     ),
+    LaunchReason.TOKEN_TOO_OLD: ReasonText(
+        "The launch was issued too long ago to be accepted, even though it has not expired.",
+        _RETRY + " If it keeps happening, the LMS server's clock may be wrong.",
+    ),
+    LaunchReason.TARGET_LINK_INVALID: ReasonText(
+        "The LMS asked to open an address that is not this tool's, so the tool did not follow it.",
+        _CONFIG,
+    ),
     LaunchReason.AUDIENCE_INVALID: ReasonText(
         "The launch was meant for a different tool registration than the one that logged in.",
         _CONFIG,

@@ -15,7 +15,7 @@ from lti_proctor.extensions import db
 from lti_proctor.identity import sync_exam_from_launch, sync_learner_from_launch
 from lti_proctor.lti.claims import MessageType
 from lti_proctor.lti.errors import LaunchError
-from lti_proctor.lti.launch import LaunchContext, validate_launch
+from lti_proctor.lti.launch import LaunchContext, StorageCheckRequired, validate_launch
 from lti_proctor.lti.oidc import LaunchSettings, clear_state_cookie, start_login
 from lti_proctor.lti.registrations import DbToolConf
 from lti_proctor.lti.roles import Destination, decide_destination
@@ -25,7 +25,7 @@ from lti_proctor.proctoring.types import Profile
 from lti_proctor.reasons import Reason
 from lti_proctor.store import get_store
 from lti_proctor.timeutil import utcnow
-from lti_proctor.web import exam, instructor
+from lti_proctor.web import exam, instructor, platform_storage
 from lti_proctor.web.exam_page import origin_of, sdk_language
 from lti_proctor.web.language import use_language
 
@@ -37,10 +37,13 @@ def launch_settings() -> LaunchSettings:
     cfg = current_app.config
     return LaunchSettings(
         launch_url=cfg["BASE_URL"] + "/lti/launch",
+        base_url=cfg["BASE_URL"],
         leeway_s=float(cfg["LTI_LEEWAY_S"]),
         nonce_ttl_s=float(cfg["LTI_NONCE_TTL_S"]),
         state_ttl_s=int(cfg["LTI_STATE_TTL_S"]),
+        max_token_age_s=float(cfg["LTI_MAX_TOKEN_AGE_S"]),
         jwks_cache_s=float(cfg["LTI_JWKS_CACHE_S"]),
+        jwks_refetch_cooldown_s=float(cfg["LTI_JWKS_REFETCH_COOLDOWN_S"]),
         http_timeout_s=float(cfg["LTI_HTTP_TIMEOUT_S"]),
         insecure_cookies=bool(cfg["DEV_INSECURE_COOKIES"]),
     )
@@ -50,28 +53,34 @@ def launch_settings() -> LaunchSettings:
 def login() -> ResponseReturnValue:
     """Third-party initiated login: send the browser to the platform's auth endpoint."""
     params = request.form if request.method == "POST" else request.args
-    return start_login(
-        params.to_dict(),
-        request.cookies,
-        secure=request.is_secure,
-        tool_conf=DbToolConf(),
-        store=get_store(),
-        settings=launch_settings(),
-    )
-
-
-@bp.post("/lti/launch")
-def launch() -> ResponseReturnValue:
-    """The platform's form_post of the id_token: validate it, then answer the launch."""
     settings = launch_settings()
-    ctx = validate_launch(
-        request.form.to_dict(),
+    login_redirect = start_login(
+        params.to_dict(),
         request.cookies,
         secure=request.is_secure,
         tool_conf=DbToolConf(),
         store=get_store(),
         settings=settings,
     )
+    return platform_storage.login_response(login_redirect, params.to_dict(), settings)
+
+
+@bp.post("/lti/launch")
+def launch() -> ResponseReturnValue:
+    """The platform's form_post of the id_token: validate it, then answer the launch."""
+    settings = launch_settings()
+    try:
+        ctx = validate_launch(
+            request.form.to_dict(),
+            request.cookies,
+            secure=request.is_secure,
+            origin=request.headers.get("Origin"),
+            tool_conf=DbToolConf(),
+            store=get_store(),
+            settings=settings,
+        )
+    except StorageCheckRequired as check:  # no cookie: read the state back from the LMS
+        return platform_storage.launch_check_page(check, request.form["id_token"])
     db.session.commit()  # a deployment learned at this first launch stays learned
     response = make_response(_respond_to_launch(ctx))
     clear_state_cookie(response, request.form["state"], insecure=settings.insecure_cookies)
