@@ -6,7 +6,8 @@
   var root = document.getElementById("lti-storage");
   if (!root) { return; }
   var cfg = root.dataset;
-  var TIMEOUT_MS = 2500;
+  var TIMEOUT_MS = 1200;
+  var TRIES = 3;  // the LMS's storage frame may still be loading when we first ask
   var PREFIX = "org.imsglobal.lti.";
 
   function show(panel) {
@@ -61,21 +62,27 @@
     });
   }
 
+  // A storage message to the LMS's auth origin, asked again when no answer came in time.
+  function ask(win, message, tries) {
+    return send(win, message, cfg.origin, cfg.origin).catch(function (err) {
+      if (err.message !== "timeout" || tries <= 1) { throw err; }
+      return ask(win, message, tries - 1);
+    });
+  }
+
   function putData(win, key, value) {
-    return send(win, { subject: PREFIX + "put_data", key: key, value: value }, cfg.origin, cfg.origin);
+    return ask(win, { subject: PREFIX + "put_data", key: key, value: value }, TRIES);
   }
 
   function getData(win, key) {
-    return send(win, { subject: PREFIX + "get_data", key: key }, cfg.origin, cfg.origin)
+    return ask(win, { subject: PREFIX + "get_data", key: key }, TRIES)
       .then(function (answer) { return answer.value; });
   }
 
+  // Asks the tool whether this browser sends the login's state cookie back in this frame.
   function cookiesWork() {
-    var probe = "lti-proctor-probe=" + Date.now();
-    document.cookie = probe + "; path=/; max-age=60; " + cfg.cookieAttrs;
-    var works = document.cookie.indexOf(probe) !== -1;
-    document.cookie = "lti-proctor-probe=; path=/; max-age=0; " + cfg.cookieAttrs;
-    return works;
+    return fetch(cfg.cookieCheckUrl, { credentials: "same-origin", cache: "no-store" })
+      .then(function (resp) { return resp.status === 204; }, function () { return false; });
   }
 
   function login() {
@@ -84,7 +91,9 @@
       return Promise.all([putData(win, cfg.stateKey, cfg.state), putData(win, cfg.nonceKey, cfg.nonce)]);
     }).then(function () { form.submit(); }, function () {
       // No platform storage: the state cookie still carries the login where cookies work.
-      if (cookiesWork()) { form.submit(); } else { show("blocked"); }
+      return cookiesWork().then(function (works) {
+        if (works) { form.submit(); } else { show("blocked"); }
+      });
     });
   }
 

@@ -16,7 +16,12 @@ from lti_proctor.identity import sync_exam_from_launch, sync_learner_from_launch
 from lti_proctor.lti.claims import MessageType
 from lti_proctor.lti.errors import LaunchError
 from lti_proctor.lti.launch import LaunchContext, StorageCheckRequired, validate_launch
-from lti_proctor.lti.oidc import LaunchSettings, clear_state_cookie, start_login
+from lti_proctor.lti.oidc import (
+    LaunchSettings,
+    clear_state_cookie,
+    start_login,
+    state_cookie_name,
+)
 from lti_proctor.lti.registrations import DbToolConf
 from lti_proctor.lti.roles import Destination, decide_destination
 from lti_proctor.proctoring.errors import UnknownProfileError
@@ -63,6 +68,14 @@ def login() -> ResponseReturnValue:
         settings=settings,
     )
     return platform_storage.login_response(login_redirect, params.to_dict(), settings)
+
+
+@bp.get("/lti/login/cookie")
+def login_cookie() -> ResponseReturnValue:
+    """Whether this browser sends a login's state cookie back (the storage page's fallback)."""
+    state = request.args.get("state", "")
+    sent = bool(state) and request.cookies.get(state_cookie_name(state)) == state
+    return ("", 204, {"Cache-Control": "no-store"}) if sent else ("", 404)
 
 
 @bp.post("/lti/launch")

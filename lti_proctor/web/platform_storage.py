@@ -55,7 +55,6 @@ def login_response(
                 state_key=STORAGE_STATE_KEY + login.state,
                 nonce_key=STORAGE_NONCE_KEY + login.state,
                 new_window_url=_new_window_url(params),
-                cookie_attrs=_cookie_attrs(settings),
             )
         )
         _private(response)
@@ -73,12 +72,11 @@ def launch_check_page(check: StorageCheckRequired, id_token: str) -> Response:
         state_key=STORAGE_STATE_KEY + check.state,
         nonce_key=STORAGE_NONCE_KEY + check.state,
     )
-    return _private(current_app.make_response(html))
-
-
-def _cookie_attrs(settings: LaunchSettings) -> str:
-    """The attributes of the script's cookie probe: those of the state cookie."""
-    return "SameSite=Lax" if settings.insecure_cookies else "SameSite=None; Secure"
+    response = _private(current_app.make_response(html))
+    # The check's answer is judged by its Origin header, which browsers send as "null" under
+    # no-referrer; same-origin keeps it for our own post and still tells other sites nothing.
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
 
 
 def _new_window_url(params: Mapping[str, str]) -> str:

@@ -215,3 +215,14 @@ def parse_forms(page: str) -> list[Any]:
     from tests.live import parse_forms as parse
 
     return parse(page)
+
+
+def test_login_cookie_check_says_whether_the_state_cookie_came_back(
+    app: Flask, builder_app: LaunchBuilder
+) -> None:
+    login = builder_app.login()
+
+    with_cookie = builder_app.client.get("/lti/login/cookie", query_string={"state": login.state})
+    without = app.test_client().get("/lti/login/cookie", query_string={"state": login.state})
+
+    assert with_cookie.status_code == 204 and without.status_code == 404
