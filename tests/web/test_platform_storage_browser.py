@@ -87,7 +87,7 @@ def test_framed_launch_without_third_party_cookies_uses_platform_storage(
         )
         page.goto(lms_url + "/course/final/student")
         tool = page.frame_locator("#tool_content")
-        tool.locator("td.roles").wait_for(timeout=15_000)
+        tool.locator("td.roles").wait_for(timeout=30_000)  # a loaded machine is slow
         shown = tool.locator("section.launched").inner_text()
         browser.close()
 
