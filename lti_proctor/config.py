@@ -42,7 +42,11 @@ class Defaults:
     LTI_LEEWAY_S = 30  # clock skew allowed on exp/iat
     LTI_NONCE_TTL_S = 900  # how long an issued nonce may wait for its launch
     LTI_STATE_TTL_S = 900
+    LTI_MAX_TOKEN_AGE_S = 3600  # an id_token issued longer ago (plus the leeway) is refused
     LTI_JWKS_CACHE_S = 3600  # platform key sets are refetched after this, or on an unknown kid
+    # An unknown kid waits for a key set fetched after it arrived; refetches of one key set are
+    # at least this far apart, whoever asks (forged kids cannot use up a genuine one's refetch).
+    LTI_JWKS_REFETCH_COOLDOWN_S = 2.0
     LTI_HTTP_TIMEOUT_S = 5.0
     # Registrations and deployments are cached per process this long (0: off); a change made
     # anywhere reaches every process within LTI_REGISTRATION_CACHE_CHECK_S (shared-store version).

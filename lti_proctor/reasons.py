@@ -27,6 +27,8 @@ class Reason(StrEnum):
     SIGNATURE_INVALID = "launch.signature_invalid"
     TOKEN_EXPIRED = "launch.token_expired"
     TOKEN_NOT_YET_VALID = "launch.token_not_yet_valid"
+    TOKEN_TOO_OLD = "launch.token_too_old"
+    TARGET_LINK_INVALID = "launch.target_link_invalid"
     AUDIENCE_INVALID = "launch.audience_invalid"
     REGISTRATION_UNKNOWN = "launch.registration_unknown"
     DEPLOYMENT_UNKNOWN = "launch.deployment_unknown"

@@ -59,6 +59,9 @@ class Form:
     action: str
     method: str
     fields: list[tuple[str, str]] = field(default_factory=list)
+    # The page's script submits it once its own work is done (the tool's Platform Storage login
+    # page: where nothing answers its messages and cookies work, it goes on).
+    auto: bool = False
 
 
 class _PageParser(HTMLParser):
@@ -76,7 +79,12 @@ class _PageParser(HTMLParser):
         a = {k: v or "" for k, v in attrs}
         if tag == "form":
             self.forms.append(
-                Form(a.get("id", ""), a.get("action", ""), a.get("method", "get").lower())
+                Form(
+                    a.get("id", ""),
+                    a.get("action", ""),
+                    a.get("method", "get").lower(),
+                    auto="data-auto-submit" in a,
+                )
             )
         elif tag == "input" and self.forms and a.get("name"):
             self.forms[-1].fields.append((a["name"], a.get("value", "")))
@@ -124,7 +132,7 @@ class Page:
     def auto_submitted_form(self) -> Form | None:
         """The form the page's script submits on load, if any."""
         for form in self.forms:
-            if form.id and f'getElementById("{form.id}").submit()' in self._scripts:
+            if form.auto or (form.id and f'getElementById("{form.id}").submit()' in self._scripts):
                 return form
         return None
 

@@ -125,6 +125,14 @@ REASON_TEXT: dict[LaunchReason, ReasonText] = {
             "give your LMS administrator the reason code and request id below."
         ),
     ),
+    LaunchReason.TOKEN_TOO_OLD: ReasonText(
+        "The launch was issued too long ago to be accepted, even though it has not expired.",
+        _RETRY + " If it keeps happening, the LMS server's clock may be wrong.",
+    ),
+    LaunchReason.TARGET_LINK_INVALID: ReasonText(
+        "The LMS asked to open an address that is not this tool's, so the tool did not follow it.",
+        _CONFIG,
+    ),
     LaunchReason.AUDIENCE_INVALID: ReasonText(
         N_("The launch was meant for a different tool registration than the one that logged in."),
         _CONFIG,

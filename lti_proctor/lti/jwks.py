@@ -1,8 +1,12 @@
 """Platform key sets: fetching an LMS's JWKS, caching it in the shared store, finding a kid's key.
 
-The key set document lives in the shared store (every web worker sees one fetch); a kid missing
-from the cached set triggers one refetch, itself rate-limited through the store. Parsed public
-keys are memoised in process by (URL, kid, key material): a cache of pure values, not shared state.
+The key set document lives in the shared store (every web worker sees one fetch), stamped with
+when it was fetched. A kid missing from the cached set is looked up in a set fetched after the
+token arrived: this launch fetches it, or waits for the one another launch is fetching. Refetches
+of one URL are at least a short cooldown apart across all workers, so a flood of tokens with
+invented kids costs the LMS one fetch per cooldown and can never use up the refetch a genuine
+token signed with a newly rotated key needs. Parsed public keys are memoised in process by
+(URL, kid, key material): a cache of pure values, not shared state.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from lti_proctor.lti.errors import LaunchError, LaunchReason
 
 log = logging.getLogger(__name__)
 
-REFETCH_MIN_INTERVAL_S = 60.0
+REFETCH_COOLDOWN_S = 2.0  # the shortest gap between two refetches of one key set
 FETCH_WAIT_POLL_S = 0.05  # how often a launch waiting for another's key-set fetch looks again
 _MAX_KEYSET_BYTES = 512 * 1024
 
@@ -52,17 +56,37 @@ class KeySetCache:
     store: KeyValueStore
     timeout_s: float
     cache_s: float
-    refetch_min_s: float = REFETCH_MIN_INTERVAL_S
+    refetch_cooldown_s: float = REFETCH_COOLDOWN_S
 
     def signing_key(self, jwks_url: str, kid: str) -> RSAPublicKey:
-        """Return the RSA public key for kid, refetching once if the cached set lacks it."""
+        """Return the RSA public key for kid, from a key set fetched after the token arrived
+        when the cached one lacks it."""
+        arrived = time.time()
         keyset, fresh = self._cached_or_fetched(jwks_url)
         key = _find_key(jwks_url, keyset, kid)
-        if key is None and not fresh and self._may_refetch(jwks_url):
-            key = _find_key(jwks_url, self._fetch_and_cache(jwks_url), kid)
+        if key is None and not fresh:
+            key = _find_key(jwks_url, self._keyset_fetched_after(jwks_url, arrived), kid)
         if key is None:
             raise LaunchError(LaunchReason.KID_UNKNOWN, f"no RS256 key with kid {kid!r}")
         return key
+
+    def _keyset_fetched_after(self, jwks_url: str, moment: float) -> dict[str, Any]:
+        """A key set fetched after moment: by this launch when the cooldown allows, else the
+        one the launch holding the cooldown fetched (waiting for the cooldown to end if need be).
+        """
+        deadline = time.monotonic() + self.refetch_cooldown_s + self.timeout_s + 1
+        while True:
+            if self.store.add(_refetch_key(jwks_url), "1", self.refetch_cooldown_s):
+                return self._fetch_and_cache(jwks_url)
+            cached = self.store.get(_cache_key(jwks_url))
+            if cached is not None:
+                keyset = json.loads(cached)
+                if float(keyset.get("fetched_at", 0)) >= moment:
+                    return dict(keyset)
+            if time.monotonic() >= deadline:
+                log.info("jwks refetch skipped (cooldown) host=%s", _host(jwks_url))
+                return {"keys": []}
+            time.sleep(FETCH_WAIT_POLL_S)
 
     def _cached_or_fetched(self, jwks_url: str) -> tuple[dict[str, Any], bool]:
         """The cached key set, or a fresh one; True when it was fetched just now.
@@ -87,15 +111,12 @@ class KeySetCache:
                 return json.loads(cached), True  # as fresh as a fetch of our own
         return self._fetch_and_cache(jwks_url), True  # the fetching worker gave up or died
 
-    def _may_refetch(self, jwks_url: str) -> bool:
-        """At most one refetch per URL per interval, across all workers."""
-        allowed = self.store.add(_refetch_key(jwks_url), "1", self.refetch_min_s)
-        if not allowed:
-            log.info("jwks refetch skipped (rate limit) host=%s", _host(jwks_url))
-        return allowed
-
     def _fetch_and_cache(self, jwks_url: str) -> dict[str, Any]:
-        keyset = fetch_keyset(jwks_url, timeout_s=self.timeout_s)
+        fetched_at = time.time()  # before the request: a key published meanwhile is not missed
+        keyset: dict[str, Any] = {
+            **fetch_keyset(jwks_url, timeout_s=self.timeout_s),
+            "fetched_at": fetched_at,
+        }
         self.store.set(_cache_key(jwks_url), json.dumps(keyset), self.cache_s)
         return keyset
 

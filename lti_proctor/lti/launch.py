@@ -2,7 +2,9 @@
 
 ToolMessageLaunch owns every check: registrations read from the database (DbToolConf), the nonce
 issued by lti.oidc's login consumed once from the shared store, the state matched against its
-cookie, platform keys from lti.jwks (RS256 only), and pylti1p3's public message validators.
+cookie or, where third-party cookies are blocked, against the values the launch page read back
+from the LMS's Platform Storage, platform keys from lti.jwks (RS256 only), the token's age and
+target_link_uri, and pylti1p3's public message validators.
 web/ reads the request and passes plain values in; a refusal is always a LaunchError, and a
 refused launch stores nothing.
 """
@@ -10,10 +12,13 @@ refused launch stores nothing.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import jwt
 from pylti1p3.exception import LtiException, OIDCException
@@ -22,17 +27,24 @@ from pylti1p3.message_validators import get_validators
 from lti_proctor.lti import claims as c
 from lti_proctor.lti.claims import MessageType
 from lti_proctor.lti.context import AgsEndpoint, LaunchContext, NrpsEndpoint
-from lti_proctor.lti.errors import LaunchError, LaunchReason, claim_invalid, claim_missing
+from lti_proctor.lti.errors import (
+    LaunchError,
+    LaunchReason,
+    claim_invalid,
+    claim_missing,
+    classify_lti_exception,
+)
 from lti_proctor.lti.jwks import KeySetCache, KeyValueStore
 from lti_proctor.lti.limits import check_launch_limits
 from lti_proctor.lti.oidc import (
     COOKIE_PREFIX,
     STATE_PREFIX,
     LaunchSettings,
+    PlatformStorage,
     ToolRequest,
-    classified,
     nonce_key,
     state_cookie_name,
+    under_base_url,
     used_nonce_key,
 )
 from lti_proctor.lti.platforms import find_or_learn_deployment
@@ -43,6 +55,22 @@ log = logging.getLogger(__name__)
 
 ALGORITHM = "RS256"
 _MAX_NONCE = 255
+
+
+class StorageCheckRequired(Exception):
+    """No state cookie came back, but the login kept its state in the LMS's Platform Storage:
+    the browser must read it back there (web/ answers with the page that does) and post again."""
+
+    def __init__(self, storage: PlatformStorage, state: str) -> None:
+        super().__init__("platform storage check required")
+        self.storage, self.state = storage, state
+
+
+def classified(exc: Exception) -> LaunchError:
+    """A pylti1p3 exception as a LaunchError (logged with its original text)."""
+    error = classify_lti_exception(exc)
+    log.info("pylti1p3 refusal %s: %s", error.reason.value, exc)
+    return error
 
 
 class ToolMessageLaunch:
@@ -64,12 +92,16 @@ class ToolMessageLaunch:
         self._tool_request = request
         self._conf, self._store, self._settings = tool_conf, store, settings
         self._keys = KeySetCache(
-            store, timeout_s=settings.http_timeout_s, cache_s=settings.jwks_cache_s
+            store,
+            timeout_s=settings.http_timeout_s,
+            cache_s=settings.jwks_cache_s,
+            refetch_cooldown_s=settings.jwks_refetch_cooldown_s,
         )
         self._id_token = ""
         self._header: dict[str, Any] = {}
         self._claims: dict[str, Any] = {}
         self._state = ""
+        self._state_proven = False  # by the cookie now, or by Platform Storage in validate_nonce
         self._nonce = ""
         self._login_platform_id: object = None
         self._platform: Platform | None = None
@@ -109,16 +141,22 @@ class ToolMessageLaunch:
         return self._claims
 
     def validate_state(self) -> Self:
-        """The state posted back must be the one in this browser's login cookie."""
+        """The state posted back must be the one in this browser's login cookie.
+
+        Without any state cookie the verdict waits for validate_nonce: the token's nonce tells
+        a resubmitted form (nonce already used) and a Platform Storage login apart from a
+        browser that dropped the cookie.
+        """
         state = self._tool_request.get_param("state")
         if not state:
             raise LaunchError(LaunchReason.STATE_MISMATCH, "no state in the launch")
-        if self._tool_request.get_cookie(state_cookie_name(state)) != state:
-            names = self._tool_request.cookie_names()
-            if any(n.startswith(COOKIE_PREFIX + STATE_PREFIX) for n in names):
-                raise LaunchError(LaunchReason.STATE_MISMATCH, "state does not match the cookie")
-            raise LaunchError(LaunchReason.STATE_MISSING, "no state cookie")
         self._state = state
+        if self._tool_request.get_cookie(state_cookie_name(state)) == state:
+            self._state_proven = True
+            return self
+        names = self._tool_request.cookie_names()
+        if any(n.startswith(COOKIE_PREFIX + STATE_PREFIX) for n in names):
+            raise LaunchError(LaunchReason.STATE_MISMATCH, "state does not match the cookie")
         return self
 
     def validate_jwt_format(self) -> Self:
@@ -163,14 +201,45 @@ class ToolMessageLaunch:
             raise claim_invalid("nonce")
         raw = self._store.get(nonce_key(nonce))
         if raw is None:
+            # A consumed nonce is a resubmitted form, cookie or not (the first use cleared it).
             if self._store.get(used_nonce_key(nonce)) is not None:
                 raise LaunchError(LaunchReason.NONCE_REPLAYED, "nonce already used")
+            self._require_state_proven()
             raise LaunchError(LaunchReason.NONCE_INVALID, "nonce unknown or expired")
         entry = json.loads(raw)
         if entry.get("state") != self._state:
+            self._require_state_proven()
             raise LaunchError(LaunchReason.NONCE_INVALID, "nonce was issued for another login")
+        if not self._state_proven:
+            self._check_platform_storage(entry.get("storage"), nonce)
         self._nonce, self._login_platform_id = nonce, entry.get("platform_id")
         return self
+
+    def _require_state_proven(self) -> None:
+        if not self._state_proven:
+            raise LaunchError(LaunchReason.STATE_MISSING, "no state cookie")
+
+    def _check_platform_storage(self, storage: object, nonce: str) -> None:
+        """The launch page read the state and nonce back from the LMS's storage and posted them.
+
+        Only a page of the tool's own origin can post that answer (the browser sets Origin), and
+        it posts only what the LMS's storage for our origin held: a form forged elsewhere fails.
+        """
+        if not isinstance(storage, dict):
+            raise LaunchError(LaunchReason.STATE_MISSING, "no state cookie")
+        posted_state = self._tool_request.get_param("lti_storage_state")
+        posted_nonce = self._tool_request.get_param("lti_storage_nonce")
+        if not posted_state and not posted_nonce:
+            where = PlatformStorage(str(storage.get("target")), str(storage.get("origin")))
+            raise StorageCheckRequired(where, self._state)
+        base = urlsplit(self._settings.base_url)
+        if self._tool_request.origin != f"{base.scheme}://{base.netloc}":
+            raise LaunchError(LaunchReason.STATE_MISMATCH, "storage answer not from the tool")
+        if not (
+            hmac.compare_digest(posted_state.encode(), self._state.encode())
+            and hmac.compare_digest(posted_nonce.encode(), nonce.encode())
+        ):
+            raise LaunchError(LaunchReason.STATE_MISMATCH, "platform storage does not match")
 
     def validate_registration(self) -> Self:
         """iss and aud/azp name a registration, the same one the login was started for."""
@@ -208,6 +277,9 @@ class ToolMessageLaunch:
             )
         except jwt.PyJWTError as exc:
             raise _jwt_error(exc) from exc
+        age = time.time() - float(verified["iat"])
+        if age > self._settings.max_token_age_s + self._settings.leeway_s:
+            raise LaunchError(LaunchReason.TOKEN_TOO_OLD, f"issued {int(age)} s ago")
         self._claims = verified
         return self
 
@@ -238,6 +310,9 @@ class ToolMessageLaunch:
             raise LaunchError(LaunchReason.VERSION_UNSUPPORTED, f"version {version!r}")
         if not isinstance(_required(body, "sub", "sub"), str):
             raise claim_invalid("sub")
+        target = _required(body, c.TARGET_LINK_URI, "target_link_uri")
+        if not isinstance(target, str) or not under_base_url(target, self._settings.base_url):
+            raise LaunchError(LaunchReason.TARGET_LINK_INVALID, "target_link_uri is not ours")
         roles = _required(body, c.ROLES, "roles", allow_empty=True)
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise claim_invalid("roles")
@@ -401,11 +476,16 @@ def validate_launch(
     cookies: Mapping[str, str],
     *,
     secure: bool,
+    origin: str | None = None,
     tool_conf: DbToolConf,
     store: KeyValueStore,
     settings: LaunchSettings,
 ) -> LaunchContext:
-    """Validate a form_post launch (id_token + state) and return its LaunchContext."""
-    request = ToolRequest(form, cookies, secure=secure)
+    """Validate a form_post launch (id_token + state) and return its LaunchContext.
+
+    Raises LaunchError on refusal, and StorageCheckRequired when the state must first be read
+    back from the LMS's Platform Storage.
+    """
+    request = ToolRequest(form, cookies, secure=secure, origin=origin)
     launch = ToolMessageLaunch(request, tool_conf, store=store, settings=settings)
     return launch.validate().context()

@@ -29,6 +29,7 @@ from lti_proctor.sandbox.lms_platform import (
     CANVAS_ISSUER,
     EXTENSION,
     FAMILIES,
+    STORAGE_FRAME,
     SandboxLms,
     get_sandbox_lms,
 )
@@ -54,7 +55,11 @@ def course_frame(link_key: str, user_key: str) -> ResponseReturnValue:
     if link_key not in lms.links or user_key not in lms.users:
         return render_template("sandbox_lms/error.html", error="not_found"), 404
     return render_template(
-        "sandbox_lms/frame.html", lms=lms, link=lms.links[link_key], user=lms.users[user_key]
+        "sandbox_lms/frame.html",
+        lms=lms,
+        link=lms.links[link_key],
+        user=lms.users[user_key],
+        storage_frame=STORAGE_FRAME if lms.family == "canvas" else None,
     )
 
 
@@ -63,7 +68,10 @@ def launch(link_key: str, user_key: str) -> ResponseReturnValue:
     lms = _lms()
     if link_key not in lms.links or user_key not in lms.users:
         return render_template("sandbox_lms/error.html", error="not_found"), 404
-    fields = lms.login_initiation(user_key, link_key, RESOURCE_LINK, locale=_user_locale())
+    framed = request.args.get("framed") == "1"  # inside course_frame, next to its storage frame
+    fields = lms.login_initiation(
+        user_key, link_key, RESOURCE_LINK, locale=_user_locale(), framed=framed
+    )
     return _autopost(lms.tool_login_url, fields, form_id=_initiation_form(lms))
 
 
@@ -80,6 +88,11 @@ def deep_link(user_key: str) -> ResponseReturnValue:
         return render_template("sandbox_lms/error.html", error="not_found"), 404
     fields = lms.login_initiation(user_key, None, DEEP_LINKING)
     return _autopost(lms.tool_login_url, fields, form_id=_initiation_form(lms))
+
+
+def post_message_forwarding() -> ResponseReturnValue:
+    """Canvas's storage frame: keeps tools' put_data values (per tool origin) for get_data."""
+    return render_template("sandbox_lms/forwarding.html")
 
 
 def jwks() -> ResponseReturnValue:
@@ -153,6 +166,7 @@ def _launch_blueprint(family: str) -> Blueprint:
     bp.add_url_rule("/course/<link_key>/<user_key>", "course_frame", course_frame)
     bp.add_url_rule("/launch/<link_key>/<user_key>", "launch", launch)
     bp.add_url_rule("/deep-link/<user_key>", "deep_link", deep_link)
+    bp.add_url_rule("/post_message_forwarding", "post_message_forwarding", post_message_forwarding)
     both = ["GET", "POST"]
     if family == "canvas":
         bp.add_url_rule("/api/lti/security/jwks", "jwks", jwks)

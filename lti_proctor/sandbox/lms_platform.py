@@ -35,6 +35,7 @@ from lti_proctor.sandbox.lms_data import (
 EXTENSION = "sandbox_lms"
 FAMILIES = ("moodle", "canvas")
 CANVAS_ISSUER = "https://canvas.instructure.com"
+STORAGE_FRAME = "post_message_forwarding"  # Canvas's frame that answers put_data / get_data
 Fields = list[tuple[str, str]]
 
 
@@ -143,13 +144,21 @@ class SandboxLms:
         message_type: str = RESOURCE_LINK,
         *,
         locale: str = "en",
+        framed: bool = False,
     ) -> list[tuple[str, str]]:
-        """The form fields the LMS posts to the tool's login URL, in the LMS's order."""
+        """The form fields the LMS posts to the tool's login URL, in the LMS's order.
+
+        Canvas adds lti_storage_target when it frames the tool next to its forwarding frame
+        (LTI Platform Storage, answered by static/lms/platform_storage.js).
+        """
         user = self.users[user_key]
         number = secrets.randbelow(10**9)
         pending = PendingLaunch(user_key, link_key, message_type, number, locale)
         if self.family == "canvas":
-            return self._canvas_initiation(user, pending)
+            fields = self._canvas_initiation(user, pending)
+            if framed:
+                fields.append(("lti_storage_target", STORAGE_FRAME))
+            return fields
         return self._moodle_initiation(user, pending)
 
     def _moodle_initiation(

@@ -94,7 +94,7 @@
     var data = {};
     try { data = await resp.json(); } catch (e) { data = {}; }
     if (data.token) { apiToken = data.token; }
-    if (data.open_url) { openUrl = data.open_url; }
+    if (data.open_url) { openUrl = data.open_url; keepReloadable(); }
     if (resp.status === 401) { show('error', M.expired); }
     return { status: resp.status, data: data };
   }
@@ -327,7 +327,19 @@
     return M.leaveWarning;
   }
 
+  // The launch was a POST that cannot be repeated (its state and nonce are spent): point this
+  // page's history entry at the signed link of the same attempt, so reloading (F5) resumes it.
+  function keepReloadable() {
+    if (!openUrl || !window.history || typeof history.replaceState !== 'function') { return; }
+    try {
+      if (new URL(openUrl, location.href).origin === location.origin) {
+        history.replaceState(history.state, '', openUrl);
+      }
+    } catch (e) { /* an unparsable link: keep the address as it is */ }
+  }
+
   function boot() {
+    keepReloadable();
     byId('exam-start').addEventListener('click', startExam);
     byId('exam-resume').addEventListener('click', startExam);
     byId('exam-submit').addEventListener('click', askToFinish);

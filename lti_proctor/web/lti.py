@@ -22,8 +22,13 @@ from lti_proctor.identity import (
 from lti_proctor.lti.claims import MessageType
 from lti_proctor.lti.context import LaunchContext
 from lti_proctor.lti.errors import LaunchError
-from lti_proctor.lti.launch import validate_launch
-from lti_proctor.lti.oidc import LaunchSettings, clear_state_cookie, start_login
+from lti_proctor.lti.launch import StorageCheckRequired, validate_launch
+from lti_proctor.lti.oidc import (
+    LaunchSettings,
+    clear_state_cookie,
+    start_login,
+    state_cookie_name,
+)
 from lti_proctor.lti.registrations import DbToolConf
 from lti_proctor.lti.roles import Destination, decide_destination
 from lti_proctor.proctoring.errors import UnknownProfileError
@@ -32,7 +37,7 @@ from lti_proctor.proctoring.types import Profile
 from lti_proctor.reasons import Reason
 from lti_proctor.store import get_store
 from lti_proctor.timeutil import utcnow
-from lti_proctor.web import deep_link, exam, instructor
+from lti_proctor.web import deep_link, exam, instructor, platform_storage
 from lti_proctor.web.exam_page import origin_of, sdk_language
 from lti_proctor.web.language import use_language
 
@@ -44,10 +49,13 @@ def launch_settings() -> LaunchSettings:
     cfg = current_app.config
     return LaunchSettings(
         launch_url=cfg["BASE_URL"] + "/lti/launch",
+        base_url=cfg["BASE_URL"],
         leeway_s=float(cfg["LTI_LEEWAY_S"]),
         nonce_ttl_s=float(cfg["LTI_NONCE_TTL_S"]),
         state_ttl_s=int(cfg["LTI_STATE_TTL_S"]),
+        max_token_age_s=float(cfg["LTI_MAX_TOKEN_AGE_S"]),
         jwks_cache_s=float(cfg["LTI_JWKS_CACHE_S"]),
+        jwks_refetch_cooldown_s=float(cfg["LTI_JWKS_REFETCH_COOLDOWN_S"]),
         http_timeout_s=float(cfg["LTI_HTTP_TIMEOUT_S"]),
         insecure_cookies=bool(cfg["DEV_INSECURE_COOKIES"]),
     )
@@ -57,14 +65,24 @@ def launch_settings() -> LaunchSettings:
 def login() -> ResponseReturnValue:
     """Third-party initiated login: send the browser to the platform's auth endpoint."""
     params = request.form if request.method == "POST" else request.args
-    return start_login(
+    settings = launch_settings()
+    login_redirect = start_login(
         params.to_dict(),
         request.cookies,
         secure=request.is_secure,
         tool_conf=DbToolConf(),
         store=get_store(),
-        settings=launch_settings(),
+        settings=settings,
     )
+    return platform_storage.login_response(login_redirect, params.to_dict(), settings)
+
+
+@bp.get("/lti/login/cookie")
+def login_cookie() -> ResponseReturnValue:
+    """Whether this browser sends a login's state cookie back (the storage page's fallback)."""
+    state = request.args.get("state", "")
+    sent = bool(state) and request.cookies.get(state_cookie_name(state)) == state
+    return ("", 204, {"Cache-Control": "no-store"}) if sent else ("", 404)
 
 
 @bp.post("/lti/launch")
@@ -75,14 +93,18 @@ def launch() -> ResponseReturnValue:
     # nonce is spent: open the transaction first, so a database outage refuses the launch with
     # its nonce intact and the outage page's "Try again" can post it once more.
     db.session.execute(text("SELECT 1"))
-    ctx = validate_launch(
-        request.form.to_dict(),
-        request.cookies,
-        secure=request.is_secure,
-        tool_conf=DbToolConf(),
-        store=get_store(),
-        settings=settings,
-    )
+    try:
+        ctx = validate_launch(
+            request.form.to_dict(),
+            request.cookies,
+            secure=request.is_secure,
+            origin=request.headers.get("Origin"),
+            tool_conf=DbToolConf(),
+            store=get_store(),
+            settings=settings,
+        )
+    except StorageCheckRequired as check:  # no cookie: read the state back from the LMS
+        return platform_storage.launch_check_page(check, request.form["id_token"])
     db.session.commit()  # a deployment learned at this first launch stays learned
     response = make_response(_respond_to_launch(ctx))
     clear_state_cookie(response, request.form["state"], insecure=settings.insecure_cookies)

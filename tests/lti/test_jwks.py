@@ -45,20 +45,71 @@ def test_key_is_fetched_with_the_timeout_and_then_served_from_the_store(
     assert http.calls[0].request.req_kwargs["timeout"] == 3.5
 
 
-def test_unknown_kid_refetch_is_shared_across_workers(
-    app: Flask, cache: KeySetCache, http: responses.RequestsMock
+def test_unknown_kid_refetch_cooldown_is_shared_across_workers(
+    app: Flask, http: responses.RequestsMock
 ) -> None:
+    import time
+
     key = platform_key()
     http.get(JWKS_URL, json={"keys": [key.public_jwk]})
-    cache.signing_key(JWKS_URL, key.kid)
-
-    with pytest.raises(LaunchError) as first:
-        cache.signing_key(JWKS_URL, "unknown")
+    with app.app_context():
+        first_worker = KeySetCache(get_store(), timeout_s=1, cache_s=600, refetch_cooldown_s=0.3)
+        first_worker.signing_key(JWKS_URL, key.kid)
+        with pytest.raises(LaunchError) as first:
+            first_worker.signing_key(JWKS_URL, "unknown")
+    started = time.monotonic()
     with app.app_context(), pytest.raises(LaunchError) as other_worker:
-        KeySetCache(get_store(), timeout_s=1, cache_s=600).signing_key(JWKS_URL, "unknown-2")
+        KeySetCache(get_store(), timeout_s=1, cache_s=600, refetch_cooldown_s=0.3).signing_key(
+            JWKS_URL, "unknown-2"
+        )
 
     assert first.value.reason is other_worker.value.reason is LaunchReason.KID_UNKNOWN
-    assert _calls(http) == 2
+    assert _calls(http) == 3  # one refetch each, the second only once the cooldown was over
+    assert time.monotonic() - started >= 0.2
+
+
+def test_forged_kid_flood_from_many_workers_never_hides_a_rotated_key(
+    app: Flask, http: responses.RequestsMock
+) -> None:
+    import threading
+    import time
+
+    key, rotated = platform_key(), platform_key("rotated")
+    http.get(JWKS_URL, json={"keys": [key.public_jwk]})
+    with app.app_context():
+        KeySetCache(get_store(), timeout_s=1, cache_s=600).signing_key(JWKS_URL, key.kid)
+    stop = threading.Event()
+    refused: list[LaunchReason] = []
+
+    def flood(n: int) -> None:
+        with app.app_context():
+            cache = KeySetCache(get_store(), timeout_s=1, cache_s=600, refetch_cooldown_s=0.3)
+            while not stop.is_set():
+                try:
+                    cache.signing_key(JWKS_URL, f"forged-{n}-{time.monotonic()}")
+                except LaunchError as exc:
+                    refused.append(exc.reason)
+
+    workers = [threading.Thread(target=flood, args=(n,)) for n in range(4)]
+    started = time.monotonic()
+    for t in workers:
+        t.start()
+    try:
+        time.sleep(0.5)  # the flood holds the cooldown; now the LMS rotates its key
+        http.replace(responses.GET, JWKS_URL, json={"keys": [key.public_jwk, rotated.public_jwk]})
+        with app.app_context():
+            genuine = KeySetCache(
+                get_store(), timeout_s=1, cache_s=600, refetch_cooldown_s=0.3
+            ).signing_key(JWKS_URL, rotated.kid)
+    finally:
+        stop.set()
+        for t in workers:
+            t.join(10)
+    elapsed = time.monotonic() - started
+
+    assert genuine.public_numbers() == rotated.private_key.public_key().public_numbers()
+    assert refused and set(refused) == {LaunchReason.KID_UNKNOWN}
+    assert _calls(http) - 1 <= elapsed / 0.3 + 1  # one refetch per cooldown, however many kids
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from tests.launches import (
     platform_key,
     table_counts,
 )
-from tests.live import Browser, live_server
+from tests.live import Browser, live_server, parse_forms
 
 
 @pytest.fixture
@@ -540,9 +540,10 @@ def test_platform_error_response_is_shown_as_platform_refused(builder: LaunchBui
 # --- the platform's key set ------------------------------------------------------------------
 
 
-def test_unknown_kid_refetches_the_key_set_once_then_is_rate_limited(
+def test_unknown_kid_refetches_the_key_set_at_most_once_per_cooldown(
     app: Flask, builder: LaunchBuilder
 ) -> None:
+    app.config["LTI_JWKS_REFETCH_COOLDOWN_S"] = 0.2
     assert builder.launch().status_code == 200
     assert builder.jwks_calls() == 1
     login = builder.login()
@@ -553,12 +554,35 @@ def test_unknown_kid_refetches_the_key_set_once_then_is_rate_limited(
     assert_refused(resp, 400, "launch.kid_unknown")
     assert builder.jwks_calls() == 2  # exactly one refetch
     assert table_counts(app) == before and nonce_pending(app, login.nonce)
-    # A flood of made-up kids does not reach the LMS again within the interval.
-    for kid in ("k-2", "k-3"):
-        again = builder.login()
-        token = builder.sign(builder.claims(again), headers={"kid": kid})
-        assert_refused(builder.post(token, again.state), 400, "launch.kid_unknown")
-    assert builder.jwks_calls() == 2
+    # A flood of made-up kids reaches the LMS at most once per cooldown, whoever sends it.
+    started = time.monotonic()
+    for n in range(6):
+        token = builder.sign(builder.claims(login), headers={"kid": f"forged-{n}"})
+        assert_refused(builder.post(token, login.state), 400, "launch.kid_unknown")
+    cooldowns = (time.monotonic() - started) / 0.2
+    assert builder.jwks_calls() - 2 <= int(cooldowns) + 1
+    assert table_counts(app) == before and nonce_pending(app, login.nonce)
+
+
+def test_forged_kid_flood_does_not_block_a_launch_signed_with_a_rotated_key(
+    app: Flask, builder: LaunchBuilder
+) -> None:
+    app.config["LTI_JWKS_REFETCH_COOLDOWN_S"] = 0.3
+    assert builder.launch().status_code == 200
+    attacker = builder.login()  # anyone may start a login; the state and nonce are theirs
+    for n in range(5):
+        forged = builder.sign(builder.claims(attacker), headers={"kid": f"forged-{n}"})
+        assert_refused(builder.post(forged, attacker.state), 400, "launch.kid_unknown")
+    # The LMS rotates its key right after the flood's last refetch, and signs with it at once.
+    rotated = platform_key("rotated")
+    builder.serve_jwks([builder.key, rotated])
+    calls_before_genuine = builder.jwks_calls()
+    login = builder.login()
+
+    resp = builder.post(builder.sign(builder.claims(login), key=rotated), login.state)
+
+    assert resp.status_code == 200, resp.data[:600]
+    assert builder.jwks_calls() <= calls_before_genuine + 1
 
 
 def test_a_rotated_platform_key_is_found_by_refetching(builder: LaunchBuilder) -> None:
@@ -656,7 +680,10 @@ def test_launch_from_the_sandbox_lms_over_http_succeeds(
     assert f"Hello {name}" in page.text
     # The login went to the tool, the LMS's auth endpoint, and back as a form_post.
     visited = [p.url.split("?")[0] for p in browser.history]
-    assert live_tool + "/lti/login" not in visited  # a redirect, not a resting page
+    # A redirect, not a resting page; Canvas's framed launch (lti_storage_target) gets the
+    # Platform Storage page, whose script goes on to the LMS by itself.
+    logins = [p for p in browser.history if p.url.split("?")[0] == live_tool + "/lti/login"]
+    assert all('id="lti-continue"' in p.text and "data-auto-submit" in p.text for p in logins)
     assert any(u.endswith(("/mod/lti/auth.php", "/api/lti/authorize")) for u in visited)
 
 
@@ -689,3 +716,187 @@ def test_resubmitting_the_sandbox_auth_form_is_refused_as_replayed(
     assert again.status_code == 400
     assert '<code class="reason">launch.nonce_replayed</code>' in again.text
     assert table_counts(app) == before
+
+
+# --- stricter launches (issue 9 item 3) -------------------------------------------------------
+
+
+def test_launch_issued_longer_ago_than_the_maximum_age_is_refused_despite_a_valid_exp(
+    app: Flask, builder: LaunchBuilder
+) -> None:
+    now = int(time.time())
+    login = builder.login()
+    before = table_counts(app)
+    old = builder.claims(login, overrides={"iat": now - 3600 - 31, "exp": now + 3600})
+
+    resp = builder.post(builder.sign(old), login.state)
+
+    assert_refused(resp, 400, "launch.token_too_old")
+    assert table_counts(app) == before and nonce_pending(app, login.nonce)
+
+
+def test_launch_age_limit_is_configurable_and_allows_the_leeway(
+    app: Flask, builder: LaunchBuilder
+) -> None:
+    app.config["LTI_MAX_TOKEN_AGE_S"] = 600
+    now = int(time.time())
+    login = builder.login()
+    within = builder.claims(login, overrides={"iat": now - 620, "exp": now + 60})
+    assert builder.post(builder.sign(within), login.state).status_code == 200
+
+    login = builder.login()
+    beyond = builder.claims(login, overrides={"iat": now - 700, "exp": now + 60})
+    assert_refused(builder.post(builder.sign(beyond), login.state), 400, "launch.token_too_old")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example.com/lti/launch",
+        "http://tool.example.com/lti/launch",
+        "https://tool.example.com:8443/lti/launch",
+        "https://tool.example.com.evil.example/lti/launch",
+        "https://tool.example.com@evil.example/lti/launch",
+        "javascript:alert(1)",
+        "/lti/launch",
+    ],
+    ids=["other-host", "plain-http", "other-port", "suffix-host", "userinfo", "script", "relative"],
+)
+def test_launch_whose_target_link_uri_is_not_this_tool_is_refused(
+    app: Flask, builder: LaunchBuilder, target: str
+) -> None:
+    login = builder.login()
+    before = table_counts(app)
+
+    resp = builder.post(
+        builder.sign(builder.claims(login, overrides={"target_link_uri": target})), login.state
+    )
+
+    assert_refused(resp, 400, "launch.target_link_invalid")
+    assert table_counts(app) == before and nonce_pending(app, login.nonce)
+
+
+def test_launch_without_target_link_uri_names_the_missing_claim(
+    app: Flask, builder: LaunchBuilder
+) -> None:
+    login = builder.login()
+
+    resp = builder.post(builder.sign(builder.claims(login, drop=["target_link_uri"])), login.state)
+
+    assert_refused(resp, 400, "launch.claim_missing")
+    assert "missing claim: target_link_uri" in resp.get_data(as_text=True)
+    assert nonce_pending(app, login.nonce)
+
+
+def test_form_posted_a_second_time_is_a_replay_not_a_missing_cookie(
+    app: Flask, builder: LaunchBuilder
+) -> None:
+    login = builder.login()
+    token = builder.sign(builder.claims(login))
+    first = builder.post(token, login.state)
+    assert first.status_code == 200
+    assert builder.client.get_cookie(f"lti1p3-{login.state}") is None  # cleared by the launch
+    before = table_counts(app)
+
+    again = builder.post(token, login.state)  # the browser resubmits the form (Back, F5)
+
+    assert_refused(again, 400, "launch.nonce_replayed")
+    assert table_counts(app) == before
+
+
+# --- LTI Platform Storage: the launch without a cookie -----------------------------------------
+
+
+@pytest.fixture
+def storage_launch(
+    app: Flask, client: FlaskClient, http: responses.RequestsMock
+) -> tuple[LaunchBuilder, Login, str, FlaskClient]:
+    """A Canvas login that used Platform Storage, its id_token, and a browser without cookies."""
+    b = LaunchBuilder(app, client, http, family="canvas")
+    login = b.login(lti_storage_target="post_message_forwarding")
+    (form,) = parse_forms(login.response.get_data(as_text=True))
+    params = dict(form.fields)
+    login = Login(login.response, params)
+    return b, login, b.sign(b.claims(login)), app.test_client()
+
+
+def _storage_post(
+    b: LaunchBuilder, client: FlaskClient, token: str, state: str, nonce: str, origin: str
+) -> Any:
+    data = {"id_token": token, "state": state, "lti_storage_state": state}
+    data["lti_storage_nonce"] = nonce
+    return client.post("/lti/launch", data=data, headers={"Origin": origin})
+
+
+def test_cookieless_launch_of_a_storage_login_asks_the_page_to_read_platform_storage(
+    app: Flask, storage_launch: tuple[LaunchBuilder, Login, str, FlaskClient]
+) -> None:
+    b, login, token, cookieless = storage_launch
+    before = table_counts(app)
+
+    resp = b.post(token, login.state, client=cookieless)
+
+    assert resp.status_code == 200
+    page = resp.get_data(as_text=True)
+    assert 'data-mode="launch"' in page and 'data-origin="https://sso.canvaslms.com"' in page
+    assert f'data-state-key="lti-proctor.state.{login.state}"' in page
+    assert f'name="id_token" value="{token}"' in page
+    assert table_counts(app) == before and nonce_pending(app, login.nonce)
+
+
+def test_launch_with_the_values_read_back_from_platform_storage_is_accepted_once(
+    app: Flask, storage_launch: tuple[LaunchBuilder, Login, str, FlaskClient]
+) -> None:
+    b, login, token, cookieless = storage_launch
+
+    resp = _storage_post(b, cookieless, token, login.state, login.nonce, TOOL_URL)
+
+    assert resp.status_code == 200, resp.data[:600]
+    assert not nonce_pending(app, login.nonce)
+    again = _storage_post(b, cookieless, token, login.state, login.nonce, TOOL_URL)
+    assert_refused(again, 400, "launch.nonce_replayed")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"origin": "https://evil.example"}, "launch.state_mismatch"),
+        ({"origin": ""}, "launch.state_mismatch"),
+        ({"stored_state": "state-forged"}, "launch.state_mismatch"),
+        ({"stored_nonce": "forged-nonce"}, "launch.state_mismatch"),
+    ],
+    ids=["foreign-origin", "no-origin", "wrong-state", "wrong-nonce"],
+)
+def test_platform_storage_answer_not_from_the_tools_page_or_not_matching_is_refused(
+    app: Flask,
+    storage_launch: tuple[LaunchBuilder, Login, str, FlaskClient],
+    change: dict[str, str],
+    reason: str,
+) -> None:
+    _b, login, token, cookieless = storage_launch
+    before = table_counts(app)
+    data = {
+        "id_token": token,
+        "state": login.state,
+        "lti_storage_state": change.get("stored_state", login.state),
+        "lti_storage_nonce": change.get("stored_nonce", login.nonce),
+    }
+    origin = change.get("origin", TOOL_URL)
+    headers = {"Origin": origin} if origin else {}
+
+    resp = cookieless.post("/lti/launch", data=data, headers=headers)
+
+    assert_refused(resp, 400, reason)
+    assert table_counts(app) == before and nonce_pending(app, login.nonce)
+
+
+def test_cookieless_launch_of_a_cookie_login_is_still_state_missing(
+    app: Flask, builder: LaunchBuilder
+) -> None:
+    login = builder.login()
+    token = builder.sign(builder.claims(login))
+
+    resp = _storage_post(builder, app.test_client(), token, login.state, login.nonce, TOOL_URL)
+
+    assert_refused(resp, 400, "launch.state_missing")
+    assert nonce_pending(app, login.nonce)

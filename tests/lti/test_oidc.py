@@ -3,6 +3,7 @@ nonce in the shared store, and refusals that store nothing."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -134,3 +135,94 @@ def test_login_without_client_id_for_an_issuer_with_several_is_refused(
 def builder_app(app: Flask, client: FlaskClient, http: responses.RequestsMock) -> LaunchBuilder:
     """A registered Moodle platform."""
     return LaunchBuilder(app, client, http)
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("https://evil.example.com/lti/launch", "launch.target_link_invalid"),
+        ("https://tool.example.com.evil.example/launch", "launch.target_link_invalid"),
+        ("https://tool.example.com@evil.example/launch", "launch.target_link_invalid"),
+        ("http://tool.example.com/launch", "launch.target_link_invalid"),
+        ("https://tool.example.com:99999/launch", "launch.target_link_invalid"),
+        (None, "launch.login_invalid"),
+    ],
+    ids=["other-host", "suffix-host", "userinfo", "plain-http", "bad-port", "missing"],
+)
+def test_login_for_a_target_that_is_not_this_tool_is_refused_and_never_followed(
+    app: Flask, builder_app: LaunchBuilder, target: str | None, reason: str
+) -> None:
+    before = store_size(app)
+
+    resp = builder_app.login(target_link_uri=target).response
+
+    assert resp.status_code == 400
+    assert f'<code class="reason">{reason}</code>' in resp.get_data(as_text=True)
+    assert "Location" not in resp.headers and "Set-Cookie" not in resp.headers
+    assert store_size(app) == before
+
+
+def test_login_accepts_any_target_under_a_base_url_with_a_path(
+    app: Flask, builder_app: LaunchBuilder
+) -> None:
+    app.config["BASE_URL"] = TOOL_URL + "/proctor"
+
+    inside = builder_app.login(target_link_uri=TOOL_URL + "/proctor/lti/launch").response
+    outside = builder_app.login(target_link_uri=TOOL_URL + "/proctorx/lti/launch").response
+
+    assert inside.status_code == 302
+    assert outside.status_code == 400
+
+
+# --- LTI Platform Storage ------------------------------------------------------------------
+
+
+def test_login_with_a_storage_target_answers_with_the_page_that_uses_platform_storage(
+    app: Flask, client: FlaskClient, http: responses.RequestsMock
+) -> None:
+    b = LaunchBuilder(app, client, http, family="canvas")
+
+    login = b.login(lti_storage_target="post_message_forwarding")
+
+    resp = login.response
+    assert resp.status_code == 200 and "Location" not in resp.headers
+    page = resp.get_data(as_text=True)
+    (form,) = parse_forms(page)
+    assert form.id == "lti-continue" and form.method == "get"
+    assert form.action == "https://sso.canvaslms.com/api/lti/authorize_redirect"
+    sent = dict(form.fields)
+    assert sent["redirect_uri"] == TOOL_URL + "/lti/launch"
+    state, nonce = sent["state"], sent["nonce"]
+    assert 'data-target="post_message_forwarding"' in page
+    assert 'data-origin="https://sso.canvaslms.com"' in page  # the only origin it talks to
+    assert f'data-state-key="lti-proctor.state.{state}"' in page
+    assert "<script>" not in page and "lti_storage.js" in page  # no inline script (CSP)
+    assert "lti_storage_target" not in page.split('id="lti-new-window"')[1].split(">")[0]
+    (cookie,) = resp.headers.getlist("Set-Cookie")  # cookies still work where they can
+    assert cookie.startswith(f"lti1p3-{state}={state};")
+    assert nonce_pending(app, nonce)
+
+
+@pytest.mark.parametrize("target", ["", "a b", "x" * 65, "<script>"])
+def test_login_with_an_unusable_storage_target_falls_back_to_the_cookie_redirect(
+    builder_app: LaunchBuilder, target: str
+) -> None:
+    resp = builder_app.login(lti_storage_target=target).response
+    assert resp.status_code == 302
+
+
+def parse_forms(page: str) -> list[Any]:
+    from tests.live import parse_forms as parse
+
+    return parse(page)
+
+
+def test_login_cookie_check_says_whether_the_state_cookie_came_back(
+    app: Flask, builder_app: LaunchBuilder
+) -> None:
+    login = builder_app.login()
+
+    with_cookie = builder_app.client.get("/lti/login/cookie", query_string={"state": login.state})
+    without = app.test_client().get("/lti/login/cookie", query_string={"state": login.state})
+
+    assert with_cookie.status_code == 204 and without.status_code == 404
