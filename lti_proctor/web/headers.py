@@ -22,20 +22,25 @@ _HOST = re.compile(
 )
 _IPV6 = re.compile(r"^[0-9a-f:.]+$")
 
+
 # Pages without a policy of their own (errors, the launch's notice pages): our own files only.
 # frame-ancestors is left open on purpose: an error may be shown before the launch says which
 # LMS frames it, and these pages carry nothing but a sentence and a reason code.
-DEFAULT_CSP = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-    ]
-)
+def page_csp(form_targets: Iterable[str] = ()) -> str:
+    """The default policy, with forms allowed to post to the given origins as well (a page that
+    continues a login or launch at the LMS posts its form there)."""
+    targets = [o for o in map(origin_of, form_targets) if o]
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "object-src 'none'",
+            "base-uri 'none'",
+            " ".join(["form-action 'self'", *dict.fromkeys(targets)]),
+        ]
+    )
 
 
 def origin_of(url: str | None) -> str | None:
@@ -107,6 +112,9 @@ def instructor_csp(lms_origins: Iterable[str]) -> str:
             "form-action 'self'",
         ]
     )
+
+
+DEFAULT_CSP = page_csp()
 
 
 def secure_headers(response: Response) -> Response:

@@ -23,6 +23,7 @@ from lti_proctor.lti.oidc import (
     LoginRedirect,
     set_state_cookie,
 )
+from lti_proctor.web.headers import page_csp
 
 # Login parameters a new window repeats (lti_storage_target is left out: cookies work there).
 _NEW_WINDOW_PARAMS = (
@@ -58,6 +59,8 @@ def login_response(
             )
         )
         _private(response)
+        # Its form continues the login at the LMS's auth URL: the policy lets it post there.
+        response.headers["Content-Security-Policy"] = page_csp([login.auth_url])
     set_state_cookie(response, login.state, settings)  # wherever cookies work, they suffice
     return response
 
