@@ -126,11 +126,17 @@ REASON_TEXT: dict[LaunchReason, ReasonText] = {
         ),
     ),
     LaunchReason.TOKEN_TOO_OLD: ReasonText(
-        "The launch was issued too long ago to be accepted, even though it has not expired.",
-        _RETRY + " If it keeps happening, the LMS server's clock may be wrong.",
+        N_("The launch was issued too long ago to be accepted, even though it has not expired."),
+        N_(
+            "Go back to the course and open the activity again. If it keeps happening, the LMS "
+            "server's clock may be wrong."
+        ),
     ),
     LaunchReason.TARGET_LINK_INVALID: ReasonText(
-        "The LMS asked to open an address that is not this tool's, so the tool did not follow it.",
+        N_(
+            "The LMS asked to open an address that is not this tool's, so the tool did not "
+            "follow it."
+        ),
         _CONFIG,
     ),
     LaunchReason.AUDIENCE_INVALID: ReasonText(

@@ -194,13 +194,13 @@ def nrps_url(world):
 
 def serve_roster(world, http, members):
     """Two pages joined by Link rel="next", answered only with a token holding the NRPS scope."""
-    world.lms.permitted_scopes = world.lms.permitted_scopes | {SCOPE}
     first, second = nrps_url(world), nrps_url(world) + "?page=2"
     calls = []
 
     def answer(request):
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if SCOPE not in world.lms.tokens.get(token, frozenset()):
+        grant = world.lms.tokens.get(token)
+        if grant is None or SCOPE not in grant.scopes:
             return 401, {}, '{"error": "invalid_token"}'
         calls.append(request.url)
         page2 = request.url.endswith("page=2")
