@@ -227,3 +227,14 @@ def test_nrps_refuses_a_token_without_the_membership_scope(demo: RunningDemo) ->
 
     assert refused.status_code == 401
     assert anonymous.status_code == 401
+
+
+def test_instructor_sees_students_who_never_launched_from_the_lms_roster(demo: RunningDemo) -> None:
+    browser = Browser()
+    course = browser.open(demo.urls.lms + "/")
+
+    page = browser.open(course.link("Launch as instructor"))
+
+    assert page.status == 200, page.text[:400]
+    assert "Kim Lee" in page.text and "Dana Ivanova" in page.text
+    assert "Not started" in page.text
