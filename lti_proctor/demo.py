@@ -299,7 +299,11 @@ def _build_apps(
     api_key = SANDBOX_KEY_PREFIX + secrets.token_urlsafe(24)
     tool_app = _build_tool(urls, api_key, overrides)
     lms_app = create_sandbox_lms(
-        base_url=urls.lms, tool_url=urls.tool, family=family, custom=exam_custom(urls.lms)
+        base_url=urls.lms,
+        tool_url=urls.tool,
+        family=family,
+        custom=exam_custom(urls.lms),
+        nrps=True,
     )
     proctoring_app = create_sandbox_proctoring(
         base_url=urls.proctoring,

@@ -24,9 +24,10 @@ from lti_proctor.config import ConfigError
 
 # Access-log loggers of the servers we run under (werkzeug: serve/demo; gunicorn in production).
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
-# lti_message_hint: Canvas sends a signed JWT there, good for a login while it lives.
+# lti_message_hint: Canvas sends a signed JWT there, good for a login while it lives; so is the
+# `data` of Canvas's deep-linking return URL (it binds a response to the course it adds to).
 _QUERY_SECRET = re.compile(
-    r"([?&](?:sig|api_token|token|id_token|invite|registration_token|lti_message_hint)=)"
+    r"([?&](?:sig|api_token|token|id_token|invite|registration_token|lti_message_hint|data)=)"
     r"[^&\s\"']+"
 )
 _PATH_TOKEN = re.compile(r"(/(?:exam/open|instructor)/)[^/\s\"'?]+")

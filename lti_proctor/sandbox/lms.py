@@ -6,7 +6,8 @@ auto-posted form to the tool's /lti/login with the exact parameters the LMS send
 endpoint (checks, then an auto-posted id_token + state to the tool) and seeded data: course
 PROC101, a student, an instructor and the link "Final exam (proctored)". The seeded data lives on
 app.extensions["sandbox_lms"] (a SandboxLms, lms_platform.py); launch routes are one blueprint, and
-the gradebook (token endpoint, line items, scores) and quiz blueprints join the same app. A
+the gradebook (token endpoint, line items, scores), deep-linking return, NRPS (when nrps=True) and
+quiz blueprints join the same app. A
 single-process dev stand-in: its pending launches live in process memory, which is fine here and
 nowhere else.
 """
@@ -23,7 +24,9 @@ from lti_proctor.sandbox.lms_data import (
     RESOURCE_LINK,
     Site,
 )
+from lti_proctor.sandbox.lms_deep_linking import register_deep_linking
 from lti_proctor.sandbox.lms_gradebook import register_gradebook
+from lti_proctor.sandbox.lms_nrps import register_nrps
 from lti_proctor.sandbox.lms_oauth import KeySetFetcher
 from lti_proctor.sandbox.lms_platform import (
     CANVAS_ISSUER,
@@ -223,6 +226,8 @@ def create_sandbox_lms(
     app.extensions[EXTENSION] = lms
     app.register_blueprint(_launch_blueprint(family))
     register_gradebook(app, tool_url=tool_url, fetch_tool_jwks=fetch_tool_jwks)
+    register_deep_linking(app)
+    register_nrps(app)
     register_quiz(app)
     register_registration(app)
     return app

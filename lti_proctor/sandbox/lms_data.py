@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+SCOPE_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 _MEMBER = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 BOS = "https://purl.imsglobal.org/spec/lti-bos/claim/basicoutcomesservice"
@@ -69,6 +71,7 @@ class SandboxResourceLink:
     lineitem_id: str = "7"
     assignment_id: int = 1
     points: float = 100.0
+    graded: bool = True  # False: added by deep linking without a lineItem (no gradebook column)
 
 
 @dataclass
@@ -205,7 +208,7 @@ def _moodle_ags(msg: Message) -> dict[str, Any]:
         "scope": list(AGS_SCOPES_MOODLE),
         "lineitems": f"{base}?type_id={type_id}",
     }
-    if msg.message_type == RESOURCE_LINK and msg.link is not None:
+    if msg.message_type == RESOURCE_LINK and msg.link is not None and msg.link.graded:
         claim["lineitem"] = f"{base}/{msg.link.lineitem_id}/lineitem?type_id={type_id}"
     return claim
 
@@ -251,12 +254,13 @@ def _canvas(msg: Message) -> dict[str, Any]:
             "title": link.title,
             **_CANVAS_NOISE,
         }
-        body[AGS] = {
+        ags: dict[str, Any] = {
             "scope": list(AGS_SCOPES_CANVAS),
             "lineitems": f"{w}/api/lti/courses/{course.id}/line_items",
-            "lineitem": f"{w}/api/lti/courses/{course.id}/line_items/{link.lineitem_id}",
-            **_CANVAS_NOISE,
         }
+        if link.graded:
+            ags["lineitem"] = f"{w}/api/lti/courses/{course.id}/line_items/{link.lineitem_id}"
+        body[AGS] = {**ags, **_CANVAS_NOISE}
     else:
         body[DL] = _canvas_dl(msg)
     body.update(
@@ -353,7 +357,8 @@ def _canvas_extensions(msg: Message) -> dict[str, Any]:
 def seed(
     family: str,
 ) -> tuple[SandboxCourse, dict[str, SandboxUser], dict[str, SandboxResourceLink]]:
-    """Course PROC101, student1, teacher1 and "Final exam (proctored)", with each LMS's ids."""
+    """Course PROC101, student1, teacher1, a few more students and "Final exam (proctored)",
+    with each LMS's ids."""
     canvas = family == "canvas"
     course = SandboxCourse(
         id="1" if canvas else "2",
@@ -365,6 +370,9 @@ def seed(
         "student": _user(canvas, student=True),
         "instructor": _user(canvas, student=False),
     }
+    for number, (given, family_name) in enumerate(EXTRA_STUDENTS, start=2):
+        extra = _extra_student(canvas, number, given, family_name)
+        users[extra.key] = extra
     link = SandboxResourceLink(
         key="final",
         id="98b3107f-76cb-52cd-88b5-053a068d5c83" if canvas else "1",
@@ -373,6 +381,43 @@ def seed(
         lineitem_id="1" if canvas else "7",
     )
     return course, users, {"final": link}
+
+
+# Students who are enrolled but may never launch: NRPS lists them ("not started" rows).
+EXTRA_STUDENTS = (("Alex", "Abdrakhmanov"), ("Dana", "Ivanova"), ("Kim", "Lee"))
+
+
+def _extra_student(canvas: bool, number: int, given: str, family_name: str) -> SandboxUser:
+    """studentN: ids after the seeded users' (Canvas subs are UUIDs, hints 40 hex digits)."""
+    lms_id = str(3 + number)
+    username = f"student{number}"
+    if canvas:
+        sub = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox-canvas-user-{lms_id}"))
+        hint = hashlib.sha1(f"sandbox-canvas-user-{lms_id}".encode()).hexdigest()
+        roles = [
+            LIS_ROLE + "institution/person#Student",
+            _MEMBER + "Learner",
+            LIS_ROLE + "system/person#User",
+        ]
+        sesskey = ""
+    else:
+        sub = hint = lms_id
+        roles = [_MEMBER + "Learner"]
+        sesskey = hashlib.sha1(username.encode()).hexdigest()[:10]
+    return SandboxUser(
+        key=username,
+        lms_id=lms_id,
+        sub=sub,
+        login_hint=hint,
+        username=username,
+        name=f"{given} {family_name}",
+        given_name=given,
+        family_name=family_name,
+        email=f"{username}@example.edu",
+        roles=roles,
+        is_instructor=False,
+        sesskey=sesskey,
+    )
 
 
 def _user(canvas: bool, *, student: bool) -> SandboxUser:

@@ -16,6 +16,7 @@ import requests
 from flask import Blueprint, Flask, Response, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
+from lti_proctor.sandbox.lms_data import SCOPE_NRPS
 from lti_proctor.sandbox.lms_gradebook_data import (
     CT_CONTAINER,
     CT_LINEITEM,
@@ -75,7 +76,11 @@ def register_gradebook(
     keys are read from its JWKS URL unless fetch_tool_jwks hands them over."""
     lms = get_sandbox_lms(app)
     fetcher = fetch_tool_jwks or tool_jwks_fetcher(tool_url.rstrip("/") + "/.well-known/jwks.json")
-    book = Gradebook(lms, ServiceAuth(lms.family, lms.site.client_id, lms.auth_token_url, fetcher))
+    extra = frozenset({SCOPE_NRPS}) if lms.site.nrps else frozenset()
+    auth = ServiceAuth(
+        lms.family, lms.site.client_id, lms.auth_token_url, fetcher, extra_scopes=extra
+    )
+    book = Gradebook(lms, auth)
     book.sync_links()
     app.extensions[GRADEBOOK] = book
     app.register_blueprint(_blueprint(lms))
@@ -89,7 +94,7 @@ def _json(body: Any, status: int = 200, content_type: str = "application/json") 
     return Response(json.dumps(body), status=status, content_type=f"{content_type}; charset=utf-8")
 
 
-def _refused(book: Gradebook, refusal: Refusal) -> Response:
+def refused(book: Gradebook, refusal: Refusal) -> Response:
     """A refused AGS request, as Moodle's response::send() or Canvas's API error handler."""
     if book.family == "canvas":
         if refusal.status == 404:
@@ -207,7 +212,7 @@ def line_items(course_id: str) -> ResponseReturnValue:
         book = _service(course_id, WRITE_SCOPES)
         item = book.create_item(_body(), request.mimetype)
     except Refusal as refusal:
-        return _refused(book, refusal)
+        return refused(book, refusal)
     status = 201 if book.family == "moodle" else 200
     return _json(item_json(book, item), status, content_type=CT_LINEITEM)
 
@@ -225,7 +230,7 @@ def line_item(course_id: str, number: int) -> ResponseReturnValue:
         else:
             item = book.get_item(number)
     except Refusal as refusal:
-        return _refused(book, refusal)
+        return refused(book, refusal)
     return _json(item_json(book, item), content_type=CT_LINEITEM)
 
 
@@ -236,7 +241,7 @@ def scores(course_id: str, number: int) -> ResponseReturnValue:
         book = _service(course_id, SCORE_SCOPES)
         stored = book.post_score(number, _body(), request.mimetype)
     except Refusal as refusal:
-        return _refused(book, refusal)
+        return refused(book, refusal)
     if book.family == "canvas":
         result = f"{item_url(book.lms, number)}/results/{stored.get('userId')}"
         return _json({"resultUrl": result}, content_type=CT_SCORE)

@@ -80,6 +80,8 @@ class Gradebook:
         """Give every course link its own line item (the LMS makes one per graded activity)."""
         with self.lock:
             for link in self.lms.links.values():
+                if not link.graded:
+                    continue
                 number = int(link.lineitem_id)
                 if number in self.items or number in self.deleted:
                     continue
@@ -136,6 +138,26 @@ class Gradebook:
             links = (int(link.lineitem_id) for link in self.lms.links.values())
             number = max([*self.items, *self.deleted, *links], default=0) + 1
             item = LineItem(number=number, **fields)
+            self.items[number] = item
+        return item
+
+    def add_link_item(
+        self, link_id: str, *, label: str, score_maximum: float, resource_id: str, tag: str
+    ) -> LineItem:
+        """The column of an activity added by deep linking with a lineItem; its number is free."""
+        self.sync_links()
+        with self.lock:
+            links = (int(link.lineitem_id) for link in self.lms.links.values())
+            number = max([*self.items, *self.deleted, *links], default=0) + 1
+            item = LineItem(
+                number=number,
+                label=label,
+                score_maximum=score_maximum,
+                resource_link_id=link_id,
+                resource_id=resource_id,
+                tag=tag,
+                made_by_tool=False,
+            )
             self.items[number] = item
         return item
 

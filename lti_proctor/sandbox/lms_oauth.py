@@ -60,11 +60,13 @@ class ServiceAuth:
     lock: threading.Lock = field(default_factory=threading.Lock)
     tokens: dict[str, Grant] = field(default_factory=dict)
     jtis: dict[str, float] = field(default_factory=dict)
+    extra_scopes: frozenset[str] = frozenset()  # e.g. NRPS, when the LMS offers it the tool
 
     @property
     def permitted_scopes(self) -> frozenset[str]:
-        """The AGS scopes this LMS grants the tool (those of its launch claim)."""
-        return frozenset(AGS_SCOPES_CANVAS if self.family == "canvas" else AGS_SCOPES_MOODLE)
+        """The scopes this LMS grants the tool: its AGS claim's, plus extra_scopes."""
+        ags = AGS_SCOPES_CANVAS if self.family == "canvas" else AGS_SCOPES_MOODLE
+        return frozenset(ags) | self.extra_scopes
 
     def issue_token(self, form: Mapping[str, str], content_type: str) -> Json:
         """Check a client-credentials request with a signed JWT assertion; the token answer."""
@@ -99,7 +101,7 @@ class ServiceAuth:
             kid = jwt.get_unverified_header(assertion).get("kid")
         except jwt.PyJWTError as exc:
             raise Refusal(400, "client_assertion is not a JWT", code="invalid_request") from exc
-        key = self._tool_key(kid)
+        key = self.tool_key(kid)
         try:
             claims: Json = jwt.decode(
                 assertion,
@@ -119,7 +121,7 @@ class ServiceAuth:
             raise Refusal(400, "client_assertion lives too long", code="invalid_grant")
         return claims
 
-    def _tool_key(self, kid: object) -> Any:
+    def tool_key(self, kid: object) -> Any:
         """The tool's public key named kid, read from the tool's JWKS URL."""
         if not isinstance(kid, str) or not kid:
             raise Refusal(400, "client_assertion has no kid", code="invalid_client")

@@ -120,7 +120,13 @@ class SandboxLms:
         return {"keys": [{**jwk, "alg": "RS256", "kid": self.kid, "use": "sig"}]}
 
     def add_resource_link(
-        self, key: str, *, title: str, description: str = "", custom: dict[str, str] | None = None
+        self,
+        key: str,
+        *,
+        title: str,
+        description: str = "",
+        custom: dict[str, str] | None = None,
+        graded: bool = True,
     ) -> SandboxResourceLink:
         """Seed another tool link in the course (ids continue the LMS's own numbering)."""
         number = len(self.links) + 1
@@ -133,8 +139,10 @@ class SandboxLms:
             cmid=4 + number,
             lineitem_id=str(6 + number) if self.family == "moodle" else str(number),
             assignment_id=number,
+            graded=graded,
         )
-        self.links[key] = link
+        with self._lock:
+            self.links[key] = link
         return link
 
     def login_initiation(
@@ -259,8 +267,18 @@ class SandboxLms:
     def _dl_data(self) -> str:
         """Canvas's signed `data` for the deep-linking return; passed back unchanged."""
         return jwt.encode(
-            {"deep_link_return_url_data": secrets.token_hex(8)}, self._hint_secret, "HS256"
+            {"deep_link_return_url_data": secrets.token_hex(8), "exp": int(time.time()) + 3600},
+            self._hint_secret,
+            "HS256",
         )
+
+    def dl_data_is_ours(self, data: str) -> bool:
+        """Whether a deep-linking return's `data` is one this LMS signed and it has not expired."""
+        try:
+            jwt.decode(data, self._hint_secret, algorithms=["HS256"], options={"require": ["exp"]})
+        except jwt.PyJWTError:
+            return False
+        return True
 
 
 def _kid(family: str) -> str:
