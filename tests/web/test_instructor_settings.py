@@ -194,6 +194,7 @@ def nrps_url(world):
 
 def serve_roster(world, http, members):
     """Two pages joined by Link rel="next", answered only with a token holding the NRPS scope."""
+    world.lms.book.auth.extra_scopes = frozenset({SCOPE})  # this LMS offers the tool NRPS
     first, second = nrps_url(world), nrps_url(world) + "?page=2"
     calls = []
 
