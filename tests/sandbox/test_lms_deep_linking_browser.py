@@ -50,7 +50,8 @@ def test_instructor_adds_an_exam_by_deep_linking_and_a_student_opens_it(
         student = browser.new_page()
         student.goto(f"{demo.urls.lms}/course/{link}/student")
         tool = student.frame_locator("#tool_content")
-        tool.locator("#exam-app").wait_for(timeout=15_000)
+        # The page first shows "Connecting…" until the SDK has mounted; then the Start button.
+        tool.locator("#exam-start").wait_for(state="visible", timeout=30_000)
         exam = tool.locator("body").inner_text()
         browser.close()
 
