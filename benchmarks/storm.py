@@ -48,6 +48,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_tool import cpu_seconds  # noqa: E402
 from benchmarks.burst import SERVE_CMD  # noqa: E402
 from benchmarks.launch_burst import (  # noqa: E402
     count,
@@ -61,7 +62,7 @@ from benchmarks.launch_burst import (  # noqa: E402
     seed_students,
     tool_config,
 )
-from benchmarks.ratio import env_settings, server  # noqa: E402
+from benchmarks.ratio import env_settings, server, tree_pids  # noqa: E402
 
 WORKER_CMD = "{python} -m lti_proctor worker"
 TARGET_ACK_P99_MS = 100.0
@@ -259,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers, worker_class=args.worker_class, threads=args.threads
         )
         cmd = args.server_cmd + (" --threads {threads}" if args.worker_class == "gthread" else "")
-        stack.enter_context(server(cmd, run_args, port, env, workdir / "tool.log"))
-        stack.enter_context(workers(args.job_workers, env, workdir))
+        web = stack.enter_context(server(cmd, run_args, port, env, workdir / "tool.log"))
+        job_procs = stack.enter_context(workers(args.job_workers, env, workdir))
 
         print(f"  launching {args.students} students ...", flush=True)
         with ThreadPoolExecutor(max_workers=args.launch_concurrency) as pool:
@@ -282,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         calls = webhook_calls(boxes.proctoring_app, boxes.proctoring_url, "finish")
         token_path = urlsplit(lms.auth_token_url).path
         duplicates_before = scores.duplicates()
+        web_pids = tree_pids(web.pid)
+        web_cpu0 = sum(cpu_seconds(pid) for pid in web_pids)
+        job_cpu0 = sum(cpu_seconds(proc.pid) for proc in job_procs)
         t0 = time.perf_counter()
         acks, sent_rate = storm(calls, args.rate)
         sent_s = time.perf_counter() - t0
@@ -291,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         lms_delta = boxes.lms_counter.snapshot()  # the whole run: one token for everything
         completed = progress(book, subs, ("Completed",))
         duplicates = scores.duplicates() - duplicates_before
+        web_cpu = sum(cpu_seconds(pid) for pid in web_pids) - web_cpu0
+        job_cpu = sum(cpu_seconds(proc.pid) for proc in job_procs) - job_cpu0
     ok = [ms for status, ms in acks if isinstance(status, int) and 200 <= status < 300]
     result = {
         "webhooks": len(calls),
@@ -308,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         "lost": len(subs) - completed,
         "duplicates": duplicates,
         "launch_failures": sum(failed.values()),
+        "web_cpu_ms_per_webhook": 1000 * web_cpu / max(len(calls), 1),
+        "worker_cpu_ms_per_finish": 1000 * job_cpu / max(len(calls), 1),
     }
     print_summary(args, result)
     if args.json:
@@ -361,6 +369,11 @@ def print_summary(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"  token requests {r['token_requests']}   [{_v(r['token_requests'] <= 1)} <= 1] · "
         f"line items created {r['line_item_posts']} · lost {r['lost']} · doubled "
         f"{r['duplicates']}   [{_v(r['lost'] == 0 and r['duplicates'] == 0)} 0 and 0]"
+    )
+    print(
+        f"  CPU per finish: web {r['web_cpu_ms_per_webhook']:.1f} ms (the webhook) · job "
+        f"workers {r['worker_cpu_ms_per_finish']:.1f} ms (its gradebook update and report fetch "
+        "until the scores were in)"
     )
     if r["launch_failures"]:
         print(f"  ({r['launch_failures']} launches failed before the storm)")
