@@ -62,9 +62,17 @@ def get_translations(language: str) -> NullTranslations:
     return Translations(compiled, domain="messages")
 
 
+@functools.lru_cache(maxsize=4096)
+def translated(language: str, message: str) -> str:
+    """message in language, looked up once per process (a page asks for the same ~40 messages
+    on every render; the catalogs never change while the process runs). Bounded, because a
+    message may come from data rather than from a template."""
+    return get_translations(language).gettext(message)
+
+
 def translate(language: str, message: str, **values: object) -> str:
     """message in language, with %(name)s placeholders filled from values."""
-    text = get_translations(language).gettext(message)
+    text = translated(language, message)
     return text % values if values else text
 
 

@@ -6,10 +6,13 @@ refused launch, an expired link) fall back to the browser's Accept-Language, the
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, g, has_request_context, request
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup
 
 from lti_proctor.i18n import (
@@ -18,6 +21,7 @@ from lti_proctor.i18n import (
     get_translations,
     page_language,
     sdk_language,
+    translated,
 )
 
 BROWSER_TAGS = ("en", "ru", "kk", "kz")  # primary tags a browser may prefer that we have
@@ -46,8 +50,26 @@ def _primary(tag: str) -> str:
 
 def gettext(message: str, **values: Any) -> str:
     """message in the request's language, with %(name)s placeholders filled."""
-    text = get_translations(current_language()).gettext(message)
+    text = translated(current_language(), message)
     return text % values if values else text
+
+
+@functools.lru_cache(maxsize=4096)
+def _rendered(language: str, message: str, autoescape: bool) -> str:
+    text = translated(language, message)
+    # As jinja's newstyle gettext: Markup when autoescaping, always formatted (%% -> %).
+    return (Markup(text) if autoescape else text) % {}
+
+
+@pass_context
+def _template_gettext(context: Context, message: str, **values: Any) -> str:
+    """_() and gettext() in templates: jinja's newstyle gettext, with the finished text of a
+    message without placeholders cached per language (the exam page has ~40 of them)."""
+    autoescape = bool(context.eval_ctx.autoescape)
+    if not values:
+        return _rendered(current_language(), message, autoescape)
+    text = translated(current_language(), message)
+    return (Markup(text) if autoescape else text) % values
 
 
 def ngettext(singular: str, plural: str, n: int, **values: Any) -> str:
@@ -82,6 +104,8 @@ def init_app(app: Flask) -> None:
         lambda s, p, n: get_translations(current_language()).ngettext(s, p, n),
         newstyle=True,
     )
+    # The same newstyle behaviour without the per-call lookups of the wrappers installed above.
+    app.jinja_env.globals.update(gettext=_template_gettext, _=_template_gettext)
     app.jinja_env.filters["moment"] = _moment
 
     @app.context_processor

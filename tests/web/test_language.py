@@ -192,3 +192,18 @@ def test_registration_refusal_speaks_the_browser_language(client):
     assert "Инструмент не зарегистрирован" in page
     assert "нет действующего приглашения" in page and "register.invite_invalid" in page
     assert "The tool was not registered" not in page and "What you can do" not in page
+
+
+def test_cached_template_messages_follow_each_requests_language(app):
+    """Template messages are cached per process; each request still gets its own language,
+    escaping and placeholders, as jinja's newstyle gettext gives them."""
+    page = app.jinja_env.from_string(
+        '{{ _("Exam") }}|{{ _("100%% sure") }}|{{ _("<b>%(name)s</b>", name="<i>") }}'
+    )
+    shown = []
+    for accept in ("ru", "en", "ru", "kk-KZ"):
+        with app.test_request_context("/", headers={"Accept-Language": accept}):
+            shown.append(page.render())
+    assert shown[0] == shown[2] == "Экзамен|100% sure|<b>&lt;i&gt;</b>"
+    assert shown[1] == "Exam|100% sure|<b>&lt;i&gt;</b>"
+    assert shown[3].split("|")[0] == i18n.translate("kk", "Exam") != "Exam"
