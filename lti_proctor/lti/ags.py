@@ -338,15 +338,11 @@ class AgsClient:
         if content_type:
             headers["Content-Type"] = content_type
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
-        token = self.tokens.get()
-        headers["Authorization"] = f"Bearer {token}"
-        resp = self._send(method, url, headers, data)
-        if resp.status_code == 401:
-            log.info("AGS %s %s answered 401; retrying once with a fresh token", method, url)
-            self.tokens.forget(token)
-            headers["Authorization"] = f"Bearer {self.tokens.get()}"
-            resp = self._send(method, url, headers, data)
-        return resp
+        return self.tokens.send_authorized(
+            lambda signed: self._send(method, url, signed, data),
+            headers,
+            what=f"AGS {method} {url}",
+        )
 
     def _send(
         self, method: str, url: str, headers: Mapping[str, str], data: bytes | None

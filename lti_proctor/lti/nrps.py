@@ -118,18 +118,16 @@ class NrpsClient:
 
     def _page(self, url: str) -> tuple[list[Member], str | None]:
         """One page of members and the next page's URL."""
-        token = self.tokens.get()
-        resp = self._get(url, token)
-        if resp.status_code == 401:
-            self.tokens.forget(token)
-            resp = self._get(url, self.tokens.get())
+        resp = self.tokens.send_authorized(
+            lambda signed: send(
+                self._session, "GET", url, headers=signed, data=None, timeout=self._timeout
+            ),
+            {"Accept": CT_MEMBERSHIPS},
+            what=f"NRPS GET {url}",
+        )
         raise_for_status(resp, what="course roster")
         members = json_object(resp, what="course roster").get("members")
         if not isinstance(members, list):
             raise AgsRejectedError("The LMS answered the roster request without a members list.")
         parsed = (parse_member(m) for m in members if isinstance(m, dict))
         return [m for m in parsed if m is not None], next_page(resp)
-
-    def _get(self, url: str, token: str) -> requests.Response:
-        headers = {"Accept": CT_MEMBERSHIPS, "Authorization": f"Bearer {token}"}
-        return send(self._session, "GET", url, headers=headers, data=None, timeout=self._timeout)

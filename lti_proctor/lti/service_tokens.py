@@ -9,7 +9,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlencode
@@ -182,6 +182,22 @@ class ServiceTokens:
         finally:
             if locked:
                 self._store.delete(self._lock_key)
+
+    def send_authorized(
+        self,
+        send_one: Callable[[Mapping[str, str]], requests.Response],
+        headers: Mapping[str, str],
+        *,
+        what: str,
+    ) -> requests.Response:
+        """Send with the cached token as Bearer; on 401 forget it and send once more, fresh."""
+        token = self.get()
+        resp = send_one({**headers, "Authorization": f"Bearer {token}"})
+        if resp.status_code == 401:
+            log.info("%s answered 401; retrying once with a fresh token", what)
+            self.forget(token)
+            resp = send_one({**headers, "Authorization": f"Bearer {self.get()}"})
+        return resp
 
     def forget(self, token: str) -> None:
         """Drop token from the cache (the LMS refused it), unless another worker replaced it."""
