@@ -188,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
         register_platform(config, boxes.lms_app)  # also applies the schema, as `db upgrade` does
         config["AUTO_MIGRATE"] = False
         tool_env = env_settings(config)
-        tool_env["LTI_PROCTOR_INSTANCE_PATH"] = config["INSTANCE_PATH"]  # read raw, not as JSON
         env = {"boxes": boxes, "tool_env": tool_env, "port": port, "workdir": workdir}
         for n, worker_class in enumerate(args.worker_class):
             figures = run_class(worker_class, keys[n * per_class : (n + 1) * per_class], args, env)

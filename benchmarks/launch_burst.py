@@ -287,18 +287,26 @@ def tool_config(
 
 
 def register_platform(config: dict[str, Any], lms_app: Any) -> None:
-    """Create the schema and the tool key, and register the sandbox LMS (as the demo does)."""
+    """Create the schema and the tool key, register the sandbox LMS and keep its exam in the tool.
+
+    As the demo does: the exam's settings (access code included) live in the tool and the LMS's
+    link carries only their reference, so the launch is the one a deep-linked exam makes.
+    """
     from lti_proctor import create_app
-    from lti_proctor.demo import register_sandbox_platform
+    from lti_proctor.demo import register_sandbox_platform, seed_demo_exam
     from lti_proctor.extensions import db
     from lti_proctor.sandbox.lms_platform import get_sandbox_lms
 
+    lms = get_sandbox_lms(lms_app)
     app = create_app(config)
     with app.app_context():
-        register_sandbox_platform(get_sandbox_lms(lms_app).describe())
+        described = lms.describe()
+        register_sandbox_platform(described)
+        ref = seed_demo_exam(described, lms.course.context_id, lms.site.base_url)
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
+    lms.links["final"].custom = {"exam": ref}
 
 
 def db_counts(config: dict[str, Any]) -> dict[str, int]:

@@ -85,8 +85,15 @@ def tree_pids(root: int) -> list[int]:
 
 
 def env_settings(config: dict[str, Any]) -> dict[str, str]:
-    """The tool's settings as LTI_PROCTOR_* variables (for a server that reads only those)."""
-    return {f"LTI_PROCTOR_{key}": json.dumps(value) for key, value in config.items()}
+    """The tool's settings as LTI_PROCTOR_* variables (for a server that reads only those).
+
+    Text goes raw (Flask's from_prefixed_env keeps what is not JSON as text; the instance path is
+    read before it, raw); everything else as JSON.
+    """
+    return {
+        f"LTI_PROCTOR_{key}": value if isinstance(value, str) else json.dumps(value)
+        for key, value in config.items()
+    }
 
 
 @contextmanager
