@@ -28,6 +28,7 @@ import platform
 import pstats
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -917,6 +918,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="cProfile every tool request (cpu: thread CPU time; wall: wall-clock time)",
     )
     parser.add_argument(
+        "--py-spy-out", type=Path, help="keep py-spy's raw collapsed stacks in this file"
+    )
+    parser.add_argument(
         "--py-spy",
         choices=["gil", "active"],
         help="sample the tool with py-spy during the rounds (needs `pip install py-spy`); gil: "
@@ -1021,6 +1025,8 @@ def main(argv: list[str] | None = None) -> int:
             print_profile(tool.stats_dir, args.profile_top)
         if args.py_spy:
             print_py_spy(spy_out, args.profile_top)
+            if args.py_spy_out:
+                shutil.copyfile(spy_out, args.py_spy_out)
         if args.sql_log:
             print_sql_log(figures)
         if args.json:

@@ -6,6 +6,7 @@ all build on it without importing each other.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -77,20 +78,24 @@ def insert_returning(model: Any, values: Mapping[str, Any], *, unique_on: list[s
             else None
         )
     table = model.__table__
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        make(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=unique_on)
-        .returning(*table.columns)
-    )
-    row = db.session.execute(stmt).first()
+    row = db.session.execute(
+        _insert_returning_statement(table, dialect, tuple(unique_on)), dict(values)
+    ).first()
     if row is None:
         return None
     obj = model(**{col.key: row._mapping[col] for col in table.columns})
     make_transient_to_detached(obj)  # every column is loaded: nothing is read back later
     db.session.add(obj)
     return obj
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_returning_statement(table: Any, dialect: str, unique_on: tuple[str, ...]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING *, built once per table (launches run it)."""
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        make(table).on_conflict_do_nothing(index_elements=list(unique_on)).returning(*table.columns)
+    )
 
 
 def _pk(model: Any, values: Mapping[str, Any]) -> Any:

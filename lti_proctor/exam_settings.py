@@ -8,6 +8,7 @@ Domain core: plain values in and out, no HTTP; Flask only for the key of the acc
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Callable, Collection, Mapping
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import ForeignKey, Integer, String, Text, select
+from sqlalchemy import ForeignKey, Integer, String, Text, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lti_proctor.crypto import get_sealer
@@ -258,15 +259,25 @@ def get_settings_for(owner: Owner, ref: str) -> ExamSettings | None:
     """The exam `ref` if it belongs to owner's course; None for another course's or none at all."""
     if not ref.startswith(REF_PREFIX) or len(ref) > 64:
         return None
-    row: ExamSettings | None = db.session.scalars(
-        select(ExamSettings).where(
-            ExamSettings.ref == ref,
-            ExamSettings.platform_id == owner.platform_id,
-            ExamSettings.deployment_id == owner.deployment_id,
-            ExamSettings.context_id == owner.context_id,
-        )
-    ).first()
+    params = {
+        "ref": ref,
+        "platform_id": owner.platform_id,
+        "deployment_id": owner.deployment_id,
+        "context_id": owner.context_id,
+    }
+    row: ExamSettings | None = db.session.scalars(_owned_ref_query(), params).first()
     return row
+
+
+@functools.cache
+def _owned_ref_query() -> Any:
+    """Settings by reference within one course: built once, run at every student launch."""
+    return select(ExamSettings).where(
+        ExamSettings.ref == bindparam("ref"),
+        ExamSettings.platform_id == bindparam("platform_id"),
+        ExamSettings.deployment_id == bindparam("deployment_id"),
+        ExamSettings.context_id == bindparam("context_id"),
+    )
 
 
 def move_access_code(row: ExamSettings, code: str) -> None:

@@ -7,12 +7,13 @@ id, email or course id is readable in them. This module knows no Flask and no HT
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, select
+from sqlalchemy import JSON, ForeignKey, Integer, String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lti_proctor.dbtypes import UtcDateTime, insert_returning
@@ -220,8 +221,14 @@ def sync_learner_from_launch(ctx: LaunchFacts, *, now: datetime) -> Learner:
     return learner
 
 
+@functools.cache
+def _by_external_id(model: Any) -> Any:
+    """The launch's lookup of a row by external_id, built once: a launch runs it twice."""
+    return select(model).where(model.external_id == bindparam("external_id"))
+
+
 def _get_by_external_id(model: Any, external_id: str) -> Any:
-    return db.session.scalar(select(model).where(model.external_id == external_id))
+    return db.session.scalar(_by_external_id(model), {"external_id": external_id})
 
 
 def _sync_row(

@@ -43,6 +43,9 @@ class SharedStore(Protocol):
     def pop(self, key: str) -> str | None:
         """Remove key and return its live value; of two callers, only one gets it."""
 
+    def pop_and_set(self, key: str, mark: str, value: str, ttl_s: float) -> str | None:
+        """pop(key), and store value under mark for ttl_s seconds (one round trip on Redis)."""
+
     def delete(self, key: str) -> None:
         """Remove key if present."""
 
@@ -80,6 +83,14 @@ class RedisStore:
         """Remove key and return its live value; of two callers, only one gets it."""
         value = self._r.getdel(self._k(key))
         return None if value is None else str(value)
+
+    def pop_and_set(self, key: str, mark: str, value: str, ttl_s: float) -> str | None:
+        """pop(key), and store value under mark for ttl_s seconds, in one round trip."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.getdel(self._k(key))
+        pipe.set(self._k(mark), value, px=max(1, int(ttl_s * 1000)))
+        popped, _ = pipe.execute()
+        return None if popped is None else str(popped)
 
     def delete(self, key: str) -> None:
         """Remove key if present."""
@@ -161,6 +172,12 @@ class DatabaseStore:
         with self._engine.begin() as conn:
             gone = conn.execute(delete(StoreEntry).where(StoreEntry.key == self._k(key)))
         return value if gone.rowcount == 1 else None
+
+    def pop_and_set(self, key: str, mark: str, value: str, ttl_s: float) -> str | None:
+        """pop(key), and store value under mark for ttl_s seconds."""
+        popped = self.pop(key)
+        self.set(mark, value, ttl_s)
+        return popped
 
     def delete(self, key: str) -> None:
         """Remove key if present."""

@@ -35,6 +35,14 @@ def test_pop_hands_the_value_to_one_caller_only(store: SharedStore) -> None:
     assert store.get("k") is None
 
 
+def test_pop_and_set_consumes_once_and_leaves_the_mark(store: SharedStore) -> None:
+    store.set("nonce:n1", "issued", 60)
+    assert store.pop_and_set("nonce:n1", "used:n1", "1", 60) == "issued"
+    assert store.get("nonce:n1") is None
+    assert store.get("used:n1") == "1"
+    assert store.pop_and_set("nonce:n1", "used:n1", "1", 60) is None  # a replay gets nothing
+
+
 def test_expired_value_is_gone_and_key_reusable(store: SharedStore) -> None:
     store.set("short", "x", 0.05)
     import time

@@ -9,6 +9,7 @@ stays open during the call.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import uuid
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lti_proctor.attempts.models import Attempt, WebhookEvent
@@ -134,36 +135,66 @@ def complete_start(pending: PendingStart, result: SessionResult, *, now: datetim
     """
     if pending.session is None:
         raise ValueError("a finished start has no session to complete")
-    table = Attempt.__table__
-    profile, created = pending.session.profile, table.c.state == AttemptStatus.CREATED.value
-    values: dict[str, Any] = {
-        "exam_url": pending.exam_url or None,
-        "access_code": seal_code(pending.access_code),
-        "profile_name": case((created, profile.name), else_=table.c.profile_name),
-        "start_proof": case((created, profile.start_proof), else_=table.c.start_proof),
-        "token": result.token,
-        "token_refreshed_at": now,
-        "session_response": dict(result.raw),
+    profile = pending.session.profile
+    params = {
+        "p_id": pending.session.attempt_id,
+        "p_exam_url": pending.exam_url or None,
+        "p_access_code": seal_code(pending.access_code),
+        "p_profile_name": profile.name,
+        "p_start_proof": profile.start_proof,
+        "p_token": result.token,
+        "p_token_refreshed_at": now,
+        "p_session_response": dict(result.raw),
+        # an answer without one of these keeps what we knew (NULL keeps the column's value)
+        "p_report_url": result.report_url or None,
+        "p_session_url": result.session_url or None,
+        "p_service_session_id": result.session_id or None,
     }
-    for column, value in (
-        ("report_url", result.report_url),
-        ("session_url", result.session_url),
-        ("service_session_id", result.session_id),
-    ):
-        if value:  # an answer without it keeps what we knew
-            values[column] = value
-    row = db.session.execute(
-        update(table)
-        .where(table.c.id == pending.session.attempt_id)
-        .values(values)
-        .returning(*table.columns)
-    ).first()
+    row = db.session.execute(_complete_statement(), params).first()
     if row is None:
         raise ProviderUnavailableError("the attempt was removed by a launch whose upsert failed")
     attempt = _held(pending)
-    for column in table.columns:
+    for column in Attempt.__table__.columns:
         set_committed_value(attempt, column.key, row._mapping[column])
     return attempt
+
+
+@functools.cache
+def _complete_statement() -> Any:
+    """complete_start's UPDATE ... RETURNING, built once (every launch runs it).
+
+    The profile is taken only while the attempt is still created; the service's report and
+    session links and id only when the answer has them.
+    """
+    table = Attempt.__table__
+    created = table.c.state == AttemptStatus.CREATED.value
+
+    def param(name: str) -> Any:
+        return bindparam("p_" + name, type_=table.c[name].type)
+
+    def unless_created(name: str) -> Any:
+        return case((created, param(name)), else_=table.c[name])
+
+    def when_given(name: str) -> Any:
+        return func.coalesce(param(name), table.c[name])
+
+    return (
+        update(table)
+        .where(table.c.id == bindparam("p_id", type_=table.c.id.type))
+        .values(
+            exam_url=param("exam_url"),
+            access_code=param("access_code"),
+            profile_name=unless_created("profile_name"),
+            start_proof=unless_created("start_proof"),
+            token=param("token"),
+            token_refreshed_at=param("token_refreshed_at"),
+            session_response=param("session_response"),
+            report_url=when_given("report_url"),
+            session_url=when_given("session_url"),
+            service_session_id=when_given("service_session_id"),
+        )
+        .returning(*table.columns)
+    )
 
 
 def _held(pending: PendingStart) -> Attempt:
@@ -198,14 +229,22 @@ def get_attempt(attempt_id: str) -> Attempt | None:
     return db.session.get(Attempt, attempt_id) if attempt_id else None
 
 
+@functools.cache
+def _history_query() -> Any:
+    """The learner's attempts at an exam, newest first: built once, run at every launch."""
+    return (
+        select(Attempt)
+        .where(
+            Attempt.exam_id == bindparam("exam_id"), Attempt.learner_id == bindparam("learner_id")
+        )
+        .order_by(Attempt.number.desc())
+    )
+
+
 def _attempts_of(exam_id: int, learner_id: int) -> list[Attempt]:
     """The learner's attempts at the exam, newest first (a handful at most)."""
     return list(
-        db.session.scalars(
-            select(Attempt)
-            .where(Attempt.exam_id == exam_id, Attempt.learner_id == learner_id)
-            .order_by(Attempt.number.desc())
-        )
+        db.session.scalars(_history_query(), {"exam_id": exam_id, "learner_id": learner_id})
     )
 
 

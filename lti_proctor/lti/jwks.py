@@ -48,6 +48,9 @@ class KeyValueStore(Protocol):
     def pop(self, key: str) -> str | None:
         """Remove key and return its live value; of two callers, only one gets it."""
 
+    def pop_and_set(self, key: str, mark: str, value: str, ttl_s: float) -> str | None:
+        """pop(key), and store value under mark for ttl_s seconds (one round trip on Redis)."""
+
 
 @dataclass(frozen=True)
 class KeySetCache:

@@ -331,10 +331,10 @@ class ToolMessageLaunch:
         return self
 
     def save_launch_data(self) -> Self:
-        """Consume the nonce; the launch itself is kept nowhere."""
-        if self._store.pop(nonce_key(self._nonce)) is None:
+        """Consume the nonce and remember it was used; the launch itself is kept nowhere."""
+        nonce, ttl_s = self._nonce, self._settings.nonce_ttl_s
+        if self._store.pop_and_set(nonce_key(nonce), used_nonce_key(nonce), "1", ttl_s) is None:
             raise LaunchError(LaunchReason.NONCE_REPLAYED, "nonce used by a concurrent launch")
-        self._store.set(used_nonce_key(self._nonce), "1", self._settings.nonce_ttl_s)
         return self
 
 

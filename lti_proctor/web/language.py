@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, g, has_request_context, request
-from jinja2 import pass_context
-from jinja2.runtime import Context
+from jinja2 import pass_eval_context
+from jinja2.nodes import EvalContext
 from markupsafe import Markup
 
 from lti_proctor.i18n import (
@@ -37,11 +37,12 @@ def current_language() -> str:
     """The language of this request: set by use_language, else the browser's, else English."""
     if not has_request_context():
         return "en"
-    if "language" not in g:
+    language = g.get("language")  # one lookup: a page asks for it once per message
+    if language is None:
         # The browser's languages, best first; the first one we have wins (kk-KZ counts as kk).
         ours = [tag for tag, _ in request.accept_languages if _primary(tag) in BROWSER_TAGS]
-        g.language = page_language(ours[0] if ours else None)
-    return str(g.language)
+        language = g.language = page_language(ours[0] if ours else None)
+    return str(language)
 
 
 def _primary(tag: str) -> str:
@@ -61,11 +62,15 @@ def _rendered(language: str, message: str, autoescape: bool) -> str:
     return (Markup(text) if autoescape else text) % {}
 
 
-@pass_context
-def _template_gettext(context: Context, message: str, **values: Any) -> str:
+@pass_eval_context
+def _template_gettext(eval_ctx: EvalContext, message: str, **values: Any) -> str:
     """_() and gettext() in templates: jinja's newstyle gettext, with the finished text of a
-    message without placeholders cached per language (the exam page has ~40 of them)."""
-    autoescape = bool(context.eval_ctx.autoescape)
+    message without placeholders cached per language (the exam page has ~40 of them).
+
+    It takes the evaluation context, not the template context: jinja copies the whole context
+    for each call of a pass_context function inside a block that sets variables.
+    """
+    autoescape = bool(eval_ctx.autoescape)
     if not values:
         return _rendered(current_language(), message, autoescape)
     text = translated(current_language(), message)

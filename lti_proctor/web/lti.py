@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, make_response, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import text
 
 from lti_proctor.attempts.operations import parse_max_attempts
 from lti_proctor.exam_settings import ExamUnavailableError, Owner, plan_student_launch
@@ -29,6 +28,7 @@ from lti_proctor.lti.oidc import (
     start_login,
     state_cookie_name,
 )
+from lti_proctor.lti.registration_cache import has_uncommitted_changes
 from lti_proctor.lti.registrations import DbToolConf
 from lti_proctor.lti.roles import Destination, decide_destination
 from lti_proctor.proctoring.errors import UnknownProfileError
@@ -90,9 +90,10 @@ def launch() -> ResponseReturnValue:
     """The platform's form_post of the id_token: validate it, then answer the launch."""
     settings = launch_settings()
     # Registrations come from a cache, so nothing else would reach the database before the
-    # nonce is spent: open the transaction first, so a database outage refuses the launch with
-    # its nonce intact and the outage page's "Try again" can post it once more.
-    db.session.execute(text("SELECT 1"))
+    # nonce is spent: take the connection first (the pool pings it), so a database outage
+    # refuses the launch with its nonce intact and the outage page's "Try again" can post it
+    # once more.
+    db.session.connection()
     try:
         ctx = validate_launch(
             request.form.to_dict(),
@@ -105,7 +106,8 @@ def launch() -> ResponseReturnValue:
         )
     except StorageCheckRequired as check:  # no cookie: read the state back from the LMS
         return platform_storage.launch_check_page(check, request.form["id_token"])
-    db.session.commit()  # a deployment learned at this first launch stays learned
+    if has_uncommitted_changes(db.session()):
+        db.session.commit()  # a deployment learned at this first launch stays learned
     response = make_response(_respond_to_launch(ctx))
     clear_state_cookie(response, request.form["state"], insecure=settings.insecure_cookies)
     return response
