@@ -627,3 +627,20 @@ def test_parse_retry_after_reads_seconds_and_http_dates() -> None:
     assert parse_retry_after("soon") is None
     assert 25 <= (parse_retry_after(format_datetime(soon, usegmt=True)) or 0) <= 30
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_the_environments_proxy_and_ca_bundle_are_honoured_without_reading_them_per_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.campus.test:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/campus-ca.pem")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    behind_proxy = ProctoringClient(API, KEY)
+    assert behind_proxy._http.proxies.get("https") == "http://proxy.campus.test:3128"
+    assert behind_proxy._http.verify == "/etc/ssl/campus-ca.pem"
+    assert behind_proxy._http.trust_env is False  # read once, above; not again per request
+
+    monkeypatch.setenv("NO_PROXY", "trustexam.test")
+    direct = ProctoringClient(API, KEY)
+    assert direct._http.proxies == {}
