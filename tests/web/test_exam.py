@@ -310,6 +310,8 @@ def test_launch_answers_the_starting_page_before_asking_the_service(app, lms, se
     assert service.calls == 0 and attempts_count(app) == 0  # the start comes from the page
     assert re.search(r'<form id="exam-starting-form" method="post" action="/exam/start"', page)
     assert "data-auto-submit" in page and "<noscript><button" in page
+    assert re.search(r'<p id="exam-starting-slow"[^>]* hidden>This is taking longer', page)
+    assert data_attr(resp, "slow-after-s") == "20"
     assert '<script src="/static/exam_starting.js" defer></script>' in page
     assert resp.headers["Cache-Control"] == "no-store"
 
