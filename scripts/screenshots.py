@@ -48,15 +48,18 @@ class Shooter:
 
 
 def student_pages(demo: RunningDemo, page: Page, shots: Shooter) -> None:
-    """The starting page; the exam page: ready to start, in progress with the quiz, the finish
-    question, finished."""
+    """The starting page (the service slowed down so that it stays up), then the exam page:
+    ready to start, in progress with the quiz, the finish question, finished."""
     service = get_state(demo.proctoring_app)
     service.upsert_delay_s = SLOW_SERVICE_S
-    page.goto(demo.urls.lms + "/launch/final/student")
-    page.wait_for_selector("#exam-starting", timeout=WAIT_MS)
+    # In the course page's frame: Playwright waits out a top-level page's pending navigation
+    # before it looks at it, and the course page's load event waits for the start's answer.
+    page.goto(demo.urls.lms + "/course/final/student", wait_until="commit")
+    page.frame_locator("#tool_content").locator("#exam-starting").wait_for(timeout=WAIT_MS)
     page.wait_for_timeout(1_200)  # the counter has ticked past its first second
     shots.shoot(page, "exam-starting")
     service.upsert_delay_s = 0
+    page.goto(demo.urls.lms + "/launch/final/student")  # the same attempt, resumed, full size
     page.wait_for_selector("#exam-start", state="visible", timeout=WAIT_MS)
     shots.shoot(page, "exam-before-start")
     page.click("#exam-start")
