@@ -5,7 +5,7 @@ session upsert answering --service-ms later, a remote service) in this process, 
 PostgreSQL schema and a Redis key prefix, and the tool under the production server command
 (`lti-proctor serve --workers N --worker-class K`, settings from LTI_PROCTOR_* variables). Then,
 for each worker class in turn (a fresh server, new students): a short warm-up, and --students
-students arriving open-loop at --rate per second, each doing a browser's login + launch
+students arriving open-loop at --rate per second, each doing a browser's login + launch + start
 (launch_burst.launch_student: real RS256-signed launches from the sandbox LMS). A student's
 latency counts from the moment it was due to arrive, so a server that falls behind shows it.
 
@@ -334,7 +334,7 @@ def print_summary(args: argparse.Namespace, results: list[dict[str, Any]]) -> No
             f"bench CPU {r['bench_cpu_s']:.1f} s   [{verdict} 0 errors, p99 <= "
             f"{TARGET_P99_MS:.0f} ms]"
         )
-    print("  (latency: from the student's due arrival to the exam page, login + launch)")
+    print("  (latency: from the student's due arrival to the exam page, login + launch + start)")
 
 
 if __name__ == "__main__":

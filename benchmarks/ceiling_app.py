@@ -2,10 +2,12 @@
 
 Flask like the tool; per login one Redis SET of the nonce and a redirect with a state cookie;
 per launch the state cookie checked, the RS256 id_token verified with a key parsed once per
-process, the nonce consumed with one Redis GETDEL, one indexed SELECT and one INSERT (or, on a
-relaunch, UPDATE) in PostgreSQL through psycopg, one POST to the proctoring service through a
-pooled requests session, and a small page rendered with Jinja. No ORM, no migrations, no
-checks beyond those. Settings come as JSON in LTI_PROCTOR_CEILING_CONFIG (ratio.py writes them).
+process, the nonce consumed with one Redis GETDEL, the start kept with one Redis SET and a small
+starting page whose form the browser posts at once (the tool's shape since issue 11); per start
+one Redis GET, one POST to the proctoring service through a pooled requests session, one indexed
+SELECT and one INSERT (or, on a relaunch, UPDATE) in PostgreSQL through psycopg, and a small
+page rendered with Jinja. No ORM, no migrations, no checks beyond those. Settings come as JSON
+in LTI_PROCTOR_CEILING_CONFIG (ratio.py writes them).
 Nothing in lti_proctor imports this.
 """
 
@@ -27,6 +29,10 @@ from flask import Flask, make_response, redirect, render_template_string, reques
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
 </head><body><main class="question-wrapper" data-api-token="{{ token }}"
 data-attempt="{{ attempt }}"><h1>{{ title }}</h1><p>{{ name }}</p></main></body></html>"""
+
+STARTING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Starting</title>
+</head><body><form method="post" action="/exam/start" data-auto-submit>
+<input type="hidden" name="token" value="{{ token }}"></form></body></html>"""
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS ceiling_attempt (
   id bigserial PRIMARY KEY, exam text NOT NULL, learner text NOT NULL, token text,
@@ -98,7 +104,23 @@ def create_ceiling(config: dict[str, Any]) -> Flask:
         if store.getdel(prefix + "nonce:" + claims["nonce"]) != state:
             return "nonce", 400
         link = claims["https://purl.imsglobal.org/spec/lti/claim/resource_link"]["id"]
-        exam, learner = f"{claims['iss']}|{link}", f"{claims['iss']}|{claims['sub']}"
+        start = {
+            "link": link,
+            "exam": f"{claims['iss']}|{link}",
+            "learner": f"{claims['iss']}|{claims['sub']}",
+            "name": claims.get("name", ""),
+        }
+        key = secrets.token_urlsafe(16)
+        store.set(prefix + "start:" + key, json.dumps(start), px=900_000)
+        return make_response(render_template_string(STARTING, token=key))
+
+    @app.post("/exam/start")
+    def start() -> Any:
+        kept = store.get(prefix + "start:" + request.form.get("token", ""))
+        if kept is None:
+            return "start", 400
+        started = json.loads(kept)
+        link, exam, learner = started["link"], started["exam"], started["learner"]
         answer = service.post(
             config["service_url"],
             json={"assignment": exam, "student": learner},
@@ -125,7 +147,7 @@ def create_ceiling(config: dict[str, Any]) -> Flask:
                     "UPDATE ceiling_attempt SET token = %s WHERE id = %s", (session_token, row[0])
                 )
         html = render_template_string(
-            PAGE, title=link, name=claims.get("name", ""), token=session_token, attempt=exam
+            PAGE, title=link, name=started["name"], token=session_token, attempt=exam
         )
         return make_response(html)
 

@@ -6,7 +6,7 @@ Starts two sandbox LMSs (each with its sandbox proctoring service, answering in 
 count, both on PostgreSQL + Redis. Then, for each concurrency, alternates segments of new
 students' launches: tool, ceiling, tool, ceiling ... (--pairs), and finally one relaunch segment
 each (resumed attempts). For each segment it takes the CPU of the server's whole process tree
-(master + workers) from /proc. It prints CPU per launch (login + launch), launches/s and the
+(master + workers) from /proc. It prints CPU per launch (login + launch + start), launches/s and the
 tool/ceiling ratios against the targets (CPU <= 2x, throughput >= 0.5x). Bounded, loopback only.
 
     .venv/bin/python benchmarks/ratio.py
@@ -284,7 +284,9 @@ def print_summary(args: argparse.Namespace, results: list[dict[str, Any]]) -> No
                 f"   [{verdict} CPU <= {TARGET_CPU_RATIO}x] [{verdict2} thru >= "
                 f"{TARGET_THROUGHPUT_RATIO}x]"
             )
-    print("  (CPU: the server's process tree per launch, login + launch; means over segments)")
+    print(
+        "  (CPU: the server's process tree per launch, login + launch + start; means over segments)"
+    )
 
 
 if __name__ == "__main__":

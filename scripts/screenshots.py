@@ -2,7 +2,8 @@
 
 Runs the demo on free ports (a fresh one per language, so each student starts a new attempt) and
 drives Chromium through what a person sees: the root page and a direct GET of the launch URL,
-the sandbox course page, the student's exam page before and after the start, the finish
+the sandbox course page, the starting page a launch answers with (the sandbox service slowed
+down for it), the student's exam page before and after the start, the finish
 question, and the instructor's attempt list and attempt detail. The sandbox LMS sends the
 browser's language as the launch locale, as Moodle and Canvas send the user's. PNGs go to
 screenshots/ (git-ignored) as <page>-<lang>-<desktop|phone>.png. Needs Debian's chromium and the
@@ -21,11 +22,13 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from lti_proctor.demo import RunningDemo, start_demo
+from lti_proctor.sandbox.proctoring import get_state
 
 WIDTHS = {"desktop": 1280, "phone": 375}
 HEIGHT = 900
 LOCALES = {"en": "en-US", "ru": "ru-RU", "kk": "kk-KZ"}
 WAIT_MS = 15_000
+SLOW_SERVICE_S = 5.0  # the starting page stays up this long: time to photograph it ticking
 
 
 class Shooter:
@@ -45,8 +48,18 @@ class Shooter:
 
 
 def student_pages(demo: RunningDemo, page: Page, shots: Shooter) -> None:
-    """The exam page: ready to start, in progress with the quiz, the finish question, finished."""
-    page.goto(demo.urls.lms + "/launch/final/student")
+    """The starting page (the service slowed down so that it stays up), then the exam page:
+    ready to start, in progress with the quiz, the finish question, finished."""
+    service = get_state(demo.proctoring_app)
+    service.upsert_delay_s = SLOW_SERVICE_S
+    # In the course page's frame: Playwright waits out a top-level page's pending navigation
+    # before it looks at it, and the course page's load event waits for the start's answer.
+    page.goto(demo.urls.lms + "/course/final/student", wait_until="commit")
+    page.frame_locator("#tool_content").locator("#exam-starting").wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(1_200)  # the counter has ticked past its first second
+    shots.shoot(page, "exam-starting")
+    service.upsert_delay_s = 0
+    page.goto(demo.urls.lms + "/launch/final/student")  # the same attempt, resumed, full size
     page.wait_for_selector("#exam-start", state="visible", timeout=WAIT_MS)
     shots.shoot(page, "exam-before-start")
     page.click("#exam-start")

@@ -36,6 +36,7 @@ from lti_proctor.lti import claims as c
 from lti_proctor.lti.oidc import nonce_key, used_nonce_key
 from lti_proctor.store import get_store
 from tests.factories import make_platform
+from tests.live import parse_forms
 
 FIXTURES = Path(__file__).parent / "fixtures" / "launches"
 
@@ -205,13 +206,21 @@ class LaunchBuilder:
         return jwt.encode(dict(body), key.private_key, algorithm="RS256", headers=header)
 
     def post(
-        self, token: str, state: str | None, *, client: FlaskClient | None = None
+        self,
+        token: str,
+        state: str | None,
+        *,
+        client: FlaskClient | None = None,
+        follow_start: bool = True,
     ) -> TestResponse:
-        """The platform's form_post to /lti/launch."""
+        """The platform's form_post to /lti/launch; a student's starting page is followed to
+        /exam/start (its script posts the form) unless follow_start is False."""
         data = {"id_token": token}
         if state is not None:
             data["state"] = state
-        return (client or self.client).post("/lti/launch", data=data)
+        client = client or self.client
+        resp = client.post("/lti/launch", data=data)
+        return follow_starting_page(client, resp) if follow_start else resp
 
     def launch(
         self,
@@ -219,11 +228,28 @@ class LaunchBuilder:
         overrides: Mapping[str, Any] | None = None,
         drop: Iterable[str] = (),
         client: FlaskClient | None = None,
+        follow_start: bool = True,
     ) -> TestResponse:
         """A whole login + launch round trip with these claim changes."""
         login = self.login(client=client)
         token = self.sign(self.claims(login, overrides=overrides, drop=drop))
-        return self.post(token, login.state, client=client)
+        return self.post(token, login.state, client=client, follow_start=follow_start)
+
+
+def start_token(resp: TestResponse) -> str | None:
+    """The signed token of the starting page's start form, or None when resp is another page."""
+    for form in parse_forms(resp.get_data(as_text=True)):
+        if form.id == "exam-starting-form":
+            return dict(form.fields)["token"]
+    return None
+
+
+def follow_starting_page(client: FlaskClient, resp: TestResponse) -> TestResponse:
+    """What the starting page's script does: post its form to /exam/start; other pages as is."""
+    token = start_token(resp)
+    if token is None:
+        return resp
+    return client.post("/exam/start", data={"token": token})
 
 
 def _drop(body: dict[str, Any], name: str) -> None:

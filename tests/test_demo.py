@@ -90,8 +90,11 @@ def test_student_launch_from_the_lms_index_reaches_the_exam_wrapper(demo: Runnin
     page = browser.open(index.link("Launch as student"))
 
     assert page.status == 200
-    assert page.url == demo.urls.tool + "/lti/launch"
+    # The launch answered with the starting page at once; its form started the attempt.
+    assert page.url == demo.urls.tool + "/exam/start"
     hops = [p.url.split("?")[0] for p in browser.history]
+    (starting,) = [p for p in browser.history if p.url == demo.urls.tool + "/lti/launch"]
+    assert "Starting your exam…" in starting.text and 'id="exam-starting-form"' in starting.text
     # Posted, so only the redirect target shows; Canvas frames the tool with lti_storage_target,
     # so its login is the Platform Storage page, which goes on to the LMS by itself.
     logins = [p for p in browser.history if p.url.split("?")[0] == demo.urls.tool + "/lti/login"]
@@ -260,7 +263,7 @@ def test_restart_on_the_same_ports_keeps_one_registration(instance: dict[str, An
 
     assert (first_registration, again.registration) == ("registered", "already registered")
     assert count == 1
-    assert page.url == again.urls.tool + "/lti/launch" and page.status == 200
+    assert page.url == again.urls.tool + "/exam/start" and page.status == 200
 
 
 @pytest.mark.parametrize("family", ["moodle", "canvas"])

@@ -120,6 +120,8 @@ def upsert_session() -> Response:
     errors = validate_upsert(body)
     if errors:
         return _error(422, INVALID, errors)
+    if state.upsert_delay_s > 0:
+        time.sleep(state.upsert_delay_s)  # a slow service; the lock is not held meanwhile
     with state.lock:
         session = upsert_record(state, mapping(body))
     return jsonify(

@@ -72,6 +72,9 @@ class SandboxState:
     webhook_timeout_s: float
     clock: Callable[[], float]
     allowed_origins: frozenset[str] | None
+    # How long a session upsert takes to answer: plays a slow service (tests of the launch's
+    # starting page set it on a running sandbox; 0 answers at once).
+    upsert_delay_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     by_token: dict[str, SandboxSession] = field(default_factory=dict)
     by_key: dict[tuple[str, str, str], str] = field(default_factory=dict)

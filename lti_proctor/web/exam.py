@@ -1,4 +1,6 @@
-"""The exam wrapper page (SDK + Content Protect), its attempt API, the retry and new-window links.
+"""The exam's pages: the starting page a launch answers with at once, the wrapper page (SDK +
+Content Protect) that POST /exam/start answers once the service call is done, its attempt API,
+the retry and new-window links.
 
 The page never gets a cookie: it talks to the tool with a signed, short-lived attempt token sent
 as `Authorization: Bearer`, so it works in LMS frames where third-party cookies are blocked.
@@ -53,7 +55,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("exam", __name__)
 
 PROTECTOR_MATCH = ".question-wrapper"
-RETRY_TTL_S = 900
+RETRY_TTL_S = 900  # a start or retry token, and the exam content it refers to, live this long
+SLOW_AFTER_S = 20  # the starting page says "taking longer than usual" after this many seconds
 
 
 def _page_context(
@@ -87,6 +90,19 @@ class StartRequest:
     max_attempts: int
     language: str
     return_url: str | None
+
+
+def starting_page(req: StartRequest) -> Response:
+    """The launch's answer, sent before the service is asked anything: "Starting your exam…"
+    with a spinner and elapsed seconds, whose script posts the start (start_page) at once.
+
+    Only a signed reference rides in the page (_retry_token): the exam URL and access code wait
+    in the shared store, as for the service-down page's retry.
+    """
+    html = render_template(
+        "exam/starting.html", start_token=_retry_token(req), slow_after_s=SLOW_AFTER_S
+    )
+    return _no_store(current_app.make_response(html))
 
 
 def start_page(req: StartRequest, exam: Exam, learner: Learner, profile: Profile) -> Response:
@@ -236,9 +252,13 @@ def _start_request_from_retry(payload: Mapping[str, Any]) -> StartRequest | None
     )
 
 
-@bp.post("/exam/retry")
-def retry() -> ResponseReturnValue:
-    """The service-down page's Retry button: start or resume the attempt again."""
+@bp.post("/exam/start")
+def start() -> ResponseReturnValue:
+    """Start or resume the attempt a launch (or a service-down page) signed a token for.
+
+    The starting page's form and the service-down page's Try again both post here; the same
+    token posted twice (a reload, a second tab) resumes the attempt the first one started.
+    """
     payload = unsign("retry", request.form.get("token"), max_age_s=RETRY_TTL_S)
     req = _start_request_from_retry(payload) if payload else None
     exam = db.session.get(Exam, req.exam_id) if req else None
@@ -249,10 +269,14 @@ def retry() -> ResponseReturnValue:
             Reason.EXAM_RETRY_EXPIRED,
             400,
             shape="page",
-            title=_("This retry link has expired"),
+            title=_("This page has expired"),
             message=_("Open the exam again from your course page."),
         )
     return start_page(req, exam, learner, profile)
+
+
+# The service-down page's Try again: the same view (one code path), under its own name.
+bp.add_url_rule("/exam/retry", endpoint="retry", view_func=start, methods=["POST"])
 
 
 @bp.get("/exam/open/<token>")

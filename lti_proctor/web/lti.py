@@ -1,8 +1,9 @@
 """LTI routes: the OIDC login (/lti/login) and the launch (/lti/launch), routed in one place.
 
 Views read the request and call lti.oidc / lti.launch. What a validated launch shows is decided
-here only, by _respond_to_launch() with the role policy (lti.roles): the exam page, the instructor
-view, the deep-linking page, or a refusal. A refusal stores nothing.
+here only, by _respond_to_launch() with the role policy (lti.roles): the exam's starting page
+(whose form starts the attempt at /exam/start), the instructor view, the deep-linking page, or a
+refusal. A refusal stores nothing.
 """
 
 from __future__ import annotations
@@ -138,7 +139,11 @@ def _respond_to_launch(ctx: LaunchContext) -> ResponseReturnValue:
 
 
 def _exam_launch(ctx: LaunchContext) -> ResponseReturnValue:
-    """A learner's launch: the exam page, with the attempt started or resumed."""
+    """A learner's launch: checked and stored here, answered at once with the starting page.
+
+    The service call that starts or resumes the attempt follows from that page's POST to
+    /exam/start, so the student sees progress while the service answers, not a blank frame.
+    """
     now = utcnow()
     exam_row = sync_exam_from_launch(ctx, now=now)
     try:
@@ -166,7 +171,8 @@ def _exam_launch(ctx: LaunchContext) -> ResponseReturnValue:
         language=sdk_language(ctx.locale),
         return_url=ctx.return_url if origin_of(ctx.return_url) else None,
     )
-    return exam.start_page(req, exam_row, learner, profile)
+    db.session.commit()  # the exam and learner rows the start will read
+    return exam.starting_page(req)
 
 
 def launch_owner(ctx: LaunchContext) -> Owner:

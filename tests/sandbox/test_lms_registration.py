@@ -74,7 +74,7 @@ def test_admin_pastes_invite_then_student_launches_with_no_command(demo: Running
     lms.links["final"].custom = {"exam_url": demo.urls.lms + "/quiz/1"}
     index = browser.open(demo.urls.lms + "/")
     exam = browser.open(index.link("Launch as student"))
-    assert exam.status == 200 and exam.url == demo.urls.tool + "/lti/launch"
+    assert exam.status == 200 and exam.url == demo.urls.tool + "/exam/start"
     assert 'id="exam-app"' in exam.text
     assert registered(demo)[-1][2] == [lms.site.deployment_id]  # learned on Canvas
 

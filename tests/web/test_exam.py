@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 import threading
 import time
@@ -16,6 +17,7 @@ from lti_proctor.exam_settings import unseal_code
 from lti_proctor.extensions import db
 from lti_proctor.proctoring import client as proctoring_client
 from lti_proctor.proctoring.client import from_config
+from lti_proctor.store import get_store
 from lti_proctor.web import exam_page
 from tests.exam_links import exam_custom
 from tests.factories_attempts import (
@@ -27,7 +29,7 @@ from tests.factories_attempts import (
     FakeService,
     fake_service,
 )
-from tests.launches import LaunchBuilder
+from tests.launches import LaunchBuilder, start_token, table_counts
 
 SDK_ORIGIN = "https://sdk.proctor.example.test"
 CUSTOM = {"exam_url": EXAM_URL, "access_code": ACCESS_CODE}
@@ -278,6 +280,147 @@ def test_max_attempts_custom_parameter_allows_another_attempt(app, lms, service)
     assert attempts_count(app) == 2
 
 
+# -- the starting page and POST /exam/start -------------------------------------------------------
+
+
+def starting(lms, **overrides):
+    """A student's launch, not followed: the starting page itself."""
+    custom = exam_custom(lms, CUSTOM)
+    return lms.launch(overrides={"custom": custom, **overrides}, follow_start=False)
+
+
+def start(client, token):
+    return client.post("/exam/start", data={"token": token})
+
+
+def token_payload(token):
+    """What anyone holding the page can read in a signed token (its payload is only encoded)."""
+    _, payload = itsdangerous.URLSafeTimedSerializer("no key needed").loads_unsafe(token)
+    return json.dumps(payload)
+
+
+def test_launch_answers_the_starting_page_before_asking_the_service(app, lms, service):
+    resp = starting(lms)
+
+    assert resp.status_code == 200
+    page = resp.get_data(as_text=True)
+    assert "Starting your exam…" in page
+    assert 'class="spinner"' in page
+    assert data_attr(resp, "elapsed") == "Connecting to the proctoring service… %(seconds)s s"
+    assert service.calls == 0 and attempts_count(app) == 0  # the start comes from the page
+    assert re.search(r'<form id="exam-starting-form" method="post" action="/exam/start"', page)
+    assert "data-auto-submit" in page and "<noscript><button" in page
+    assert re.search(r'<p id="exam-starting-slow"[^>]* hidden>This is taking longer', page)
+    assert data_attr(resp, "slow-after-s") == "20"
+    assert '<script src="/static/exam_starting.js" defer></script>' in page
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+def test_starting_page_holds_no_exam_url_access_code_or_inline_script(lms, service):
+    resp = starting(lms)
+    page = resp.get_data(as_text=True)
+    payload = token_payload(start_token(resp))
+    for secret in (EXAM_URL, html.escape(EXAM_URL), "mod/quiz/view.php", ACCESS_CODE):
+        assert secret not in page
+        assert secret not in payload
+    assert re.findall(r"<script(?![^>]*\bsrc=)", page) == []
+    assert " on" + "click=" not in page and "javascript:" not in page
+    policy = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "form-action 'self'" in policy
+
+
+@pytest.mark.parametrize(
+    ("locale", "lang", "heading", "elapsed"),
+    [
+        ("ru-RU", "ru", "Запуск экзамена…", "Подключение к сервису прокторинга… %(seconds)s с"),
+        ("kk", "kk", "Емтихан басталуда…", "Прокторинг қызметіне қосылу… %(seconds)s с"),
+    ],
+)
+def test_starting_page_speaks_the_launch_language(lms, service, locale, lang, heading, elapsed):
+    resp = starting(lms, launch_presentation={"locale": locale})
+    page = resp.get_data(as_text=True)
+    assert f'<html lang="{lang}">' in page
+    assert heading in page
+    assert data_attr(resp, "elapsed") == elapsed
+
+
+def test_start_answers_the_exam_page(app, client, lms, service):
+    resp = start(client, start_token(starting(lms)))
+    assert resp.status_code == 200
+    assert data_attr(resp, "sdk-token") == "sdk-token-1"
+    assert ACCESS_CODE not in resp.get_data(as_text=True)
+    assert attempts_count(app) == 1
+
+
+def test_the_same_start_token_again_resumes_the_attempt(app, client, lms, service):
+    token = start_token(starting(lms))
+    first = start(client, token)
+    again = start(client, token)  # a reload of the exam page, or the start in a second tab
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert data_attr(again, "sdk-token") == "sdk-token-2"  # the same session, a fresh SDK token
+    assert attempts_count(app) == 1
+
+
+def test_two_tabs_launched_together_start_one_attempt(app, client, lms, service):
+    first, second = start_token(starting(lms)), start_token(starting(lms))
+    assert start(client, second).status_code == 200
+    assert start(client, first).status_code == 200
+    assert attempts_count(app) == 1
+
+
+@pytest.mark.parametrize("kind", ["forged", "expired", "content-gone", "none"])
+def test_a_bad_start_token_is_the_expired_page_and_stores_nothing(app, client, lms, service, kind):
+    token = start_token(starting(lms))
+    signed = json.loads(token_payload(token))
+    if kind == "content-gone":  # the exam content waited in the store longer than it keeps
+        with app.app_context():
+            get_store().delete(signed["k"])
+    bad = {
+        "forged": token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb"),
+        "expired": _expired_token(app, signed, purpose="retry"),
+        "content-gone": token,
+        "none": "",
+    }[kind]
+    before = table_counts(app)
+
+    resp = start(client, bad)
+
+    assert resp.status_code == 400
+    page = resp.get_data(as_text=True)
+    assert "This page has expired" in page and "exam.retry_expired" in page
+    assert "Open the exam again from your course page." in page
+    assert table_counts(app) == before
+    assert service.calls == 0
+
+
+def test_service_down_at_the_start_is_the_retry_page_and_retry_works(app, client, lms, http):
+    service = fake_service(http, status=503)
+    launched = starting(lms)
+    assert launched.status_code == 200  # the launch itself went well
+
+    down = start(client, start_token(launched))
+
+    assert down.status_code == 503
+    page = down.get_data(as_text=True)
+    assert "proctor.unavailable" in page and 'action="/exam/retry"' in page
+    assert ACCESS_CODE not in page and "mod/quiz/view.php" not in page
+    assert attempts_count(app) == 0
+    service.status = 200
+    retry_token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    assert data_attr(client.post("/exam/retry", data={"token": retry_token}), "sdk-token")
+    assert attempts_count(app) == 1
+
+
+def test_a_refused_launch_shows_no_starting_page(app, lms, service):
+    before = table_counts(app)
+    resp = lms.launch(overrides={"custom": {"exam": "no-such-exam"}}, follow_start=False)
+    assert resp.status_code == 404
+    assert "launch.exam_not_found" in resp.get_data(as_text=True)
+    assert start_token(resp) is None
+    assert "Starting your exam" not in resp.get_data(as_text=True)
+    assert table_counts(app) == before
+
+
 # -- the attempt API -----------------------------------------------------------------------------
 
 
@@ -324,12 +467,13 @@ def test_submitted_is_recorded_without_finishing(app, client, lms, service):
     assert attempt.state == "created"  # the finish webhook stays the authority
 
 
-def _expired_token(app, attempt_id):
+def _expired_token(app, payload, *, purpose="api"):
+    """A token signed two hours ago."""
     real = itsdangerous.timed.TimestampSigner.get_timestamp
     itsdangerous.timed.TimestampSigner.get_timestamp = lambda self: int(time.time()) - 7200
     try:
         with app.app_context():
-            return exam_page.sign("api", {"a": attempt_id})
+            return exam_page.sign(purpose, payload)
     finally:
         itsdangerous.timed.TimestampSigner.get_timestamp = real
 
@@ -342,7 +486,7 @@ def test_api_refuses_bad_tokens_with_401(app, client, lms, service, kind):
     other_key = itsdangerous.URLSafeTimedSerializer("another-secret", salt="lti-proctor.exam.api")
     token = {
         "tampered": good[:-3] + ("aaa" if not good.endswith("aaa") else "bbb"),
-        "expired": _expired_token(app, attempt_id),
+        "expired": _expired_token(app, {"a": attempt_id}),
         "other-purpose": data_attr(resp, "open-url").rsplit("/", 1)[1],
         "other-key": other_key.dumps({"a": attempt_id}),
         "none": "",

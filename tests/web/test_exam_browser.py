@@ -1,18 +1,23 @@
-"""The exam page's script in a real browser (Chromium), with a stand-in SDK at the SDK's URL."""
+"""The exam's pages in a real browser (Chromium): the wrapper page's script with a stand-in SDK at
+the SDK's URL, and the starting page of a launch through the demo's sandboxes."""
 
 from __future__ import annotations
 
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 import requests
 from flask import Flask
 
 from lti_proctor.attempts.models import Attempt
+from lti_proctor.demo import start_demo
 from lti_proctor.extensions import db
 from lti_proctor.proctoring.profiles import get_profiles
+from lti_proctor.sandbox.proctoring import get_state
 from lti_proctor.timeutil import utcnow
-from lti_proctor.web import exam_page
+from lti_proctor.web import exam, exam_page
 from tests.factories import make_platform
 from tests.factories_attempts import ACCESS_CODE, EXAM_URL, PROCTOR_CONFIG, SDK_URL, make_attempt
 from tests.live import live_server
@@ -233,3 +238,63 @@ def test_a_second_tab_makes_the_first_offer_to_take_over(app):
         assert first.locator("#exam-takeover").is_visible()
         assert first.locator(".question-wrapper iframe").count() == 0
         browser.close()
+
+
+SLOW_SERVICE_S = 6  # long enough to watch the counter tick; well under PROCTOR_TIMEOUT_S
+SLOW_AFTER_S = 3  # instead of the page's 20 s: this test does not wait that long
+
+
+def _say_slow_after(seconds: int):
+    """A route handler: the launch as the tool answers it, but "taking longer than usual" after
+    seconds (the page's script reads the threshold from data-slow-after-s)."""
+
+    def handle(route):
+        answer = route.fetch()
+        body = answer.text()
+        assert f'data-slow-after-s="{exam.SLOW_AFTER_S}"' in body
+        route.fulfill(
+            response=answer,
+            body=body.replace(
+                f'data-slow-after-s="{exam.SLOW_AFTER_S}"', f'data-slow-after-s="{seconds}"'
+            ),
+        )
+
+    return handle
+
+
+def test_a_slow_service_shows_the_starting_page_ticking_until_the_exam_page(tmp_path: Path):
+    playwright, chromium = _chromium()
+    fake_devices = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    instance = {"INSTANCE_PATH": str(tmp_path / "instance")}
+    with start_demo(port_base=0, overrides=instance) as demo, playwright.sync_playwright() as p:
+        get_state(demo.proctoring_app).upsert_delay_s = SLOW_SERVICE_S
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", *fake_devices])
+        page = browser.new_page()
+        page.route(demo.urls.tool + "/lti/launch", _say_slow_after(SLOW_AFTER_S))
+        csp_errors = []
+        page.on(
+            "console",
+            lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        page.goto(demo.urls.lms + "/")
+        page.click("text=Launch as student")
+        tool = page.frame_locator("#tool_content")
+        elapsed = tool.locator("#exam-starting-elapsed")
+        counting = re.compile(r"^Connecting to the proctoring service… \d+ s$")
+
+        # The launch answered before the service did: the spinner and a counter that ticks
+        # while the start form's POST waits for the slow service.
+        playwright.expect(elapsed).to_have_text(counting, timeout=15_000)
+        assert tool.locator(".exam-starting .spinner").is_visible()
+        first = elapsed.inner_text()
+        playwright.expect(elapsed).not_to_have_text(first, timeout=5_000)
+        playwright.expect(elapsed).to_have_text(counting)
+        playwright.expect(tool.locator("#exam-starting-slow")).to_be_visible(timeout=10_000)
+        assert "taking longer than usual" in tool.locator("#exam-starting-slow").inner_text()
+
+        tool.locator("#exam-start").wait_for(state="visible", timeout=30_000)
+        assert tool.locator("#exam-starting").count() == 0
+        (session,) = get_state(demo.proctoring_app).by_token.values()
+        assert session.status == "pending"
+        browser.close()
+    assert csp_errors == []

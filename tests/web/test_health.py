@@ -151,6 +151,24 @@ def test_metrics_count_a_launch_its_latency_and_its_service_call(
     )
 
 
+def test_a_service_down_at_the_start_counts_the_launch_ok_and_the_service_error(
+    exam_config: dict[str, Any], app: Flask, client: FlaskClient, http: Any
+) -> None:
+    fake_service(http, status=503)
+    ok_before = sample("lti_proctor_launches_total", outcome="ok", reason="")
+    errors = {"operation": "session_upsert", "kind": "unavailable"}
+    errors_before = sample("lti_proctor_service_call_errors_total", **errors)
+
+    custom = {"exam_url": EXAM_URL}
+    resp = LaunchBuilder(app, client, http).launch(overrides={"custom": custom})
+
+    assert resp.status_code == 503  # /exam/start's service-down page
+    # The launch itself answered the starting page: it went well. The service call that
+    # failed afterwards is counted where it happened.
+    assert sample("lti_proctor_launches_total", outcome="ok", reason="") == ok_before + 1
+    assert sample("lti_proctor_service_call_errors_total", **errors) == errors_before + 1
+
+
 def test_metrics_count_a_refused_launch_by_its_reason_code(
     app: Flask, client: FlaskClient, lti_platform: Any
 ) -> None:

@@ -11,7 +11,7 @@ import redis
 from lti_proctor.extensions import db
 from lti_proctor.web import exam_page
 from tests.factories_attempts import EXAM_URL, PROCTOR_CONFIG, fake_service
-from tests.launches import LaunchBuilder
+from tests.launches import LaunchBuilder, follow_starting_page
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_database_down_at_launch_is_a_503_page_whose_retry_works(
     assert form == {"id_token": token, "state": login.state}
 
     back()
-    retried = client.post("/lti/launch", data=form)
+    retried = follow_starting_page(client, client.post("/lti/launch", data=form))
     assert retried.status_code == 200
     assert "question-wrapper" in retried.get_data(as_text=True)
 
