@@ -159,6 +159,49 @@ class Learner(db.Model):  # type: ignore[name-defined,misc]
         return self.name or joined or "Student"
 
 
+# What a start reads of the exam and the learner (the service's upsert, the attempt's keys):
+# kept beside a start token, so POST /exam/start builds them without reading them again.
+_EXAM_START_FIELDS = (
+    "id",
+    "platform_id",
+    "deployment_id",
+    "resource_link_id",
+    "context_id",
+    "context_title",
+    "title",
+    "external_id",
+    "group_external_id",
+)
+_LEARNER_START_FIELDS = (
+    "id",
+    "platform_id",
+    "sub",
+    "external_id",
+    "name",
+    "given_name",
+    "family_name",
+    "email",
+)
+
+
+def start_snapshot(exam: Exam, learner: Learner) -> dict[str, dict[str, Any]]:
+    """The exam's and learner's fields a start reads, as JSON-able values."""
+    return {
+        "exam": {name: getattr(exam, name) for name in _EXAM_START_FIELDS},
+        "learner": {name: getattr(learner, name) for name in _LEARNER_START_FIELDS},
+    }
+
+
+def from_start_snapshot(values: Mapping[str, Any]) -> tuple[Exam, Learner] | None:
+    """Read-only, unattached copies of the rows start_snapshot kept; None when it is not one."""
+    try:
+        exam = Exam(**{name: values["exam"][name] for name in _EXAM_START_FIELDS})
+        learner = Learner(**{name: values["learner"][name] for name in _LEARNER_START_FIELDS})
+    except (KeyError, TypeError):
+        return None
+    return exam, learner
+
+
 def sync_exam_from_launch(ctx: LaunchFacts, *, now: datetime) -> Exam:
     """Find or create the exam of a resource-link launch; refresh its titles and AGS endpoints."""
     if not ctx.resource_link_id:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy.orm import load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lti_proctor.attempts.models import Attempt, WebhookEvent
@@ -231,9 +232,25 @@ def get_attempt(attempt_id: str) -> Attempt | None:
 
 @functools.cache
 def _history_query() -> Any:
-    """The learner's attempts at an exam, newest first: built once, run at every launch."""
+    """The learner's attempts at an exam, newest first: built once, run at every launch.
+
+    Only what a start reads: the rest (the sealed token, the service's answer, the timestamps)
+    is refreshed by complete_start's RETURNING, or loaded if something asks for it.
+    """
     return (
         select(Attempt)
+        .options(
+            load_only(
+                Attempt.id,
+                Attempt.exam_id,
+                Attempt.learner_id,
+                Attempt.number,
+                Attempt.state,
+                Attempt.profile_name,
+                Attempt.start_proof,
+                Attempt.webhook_secret,
+            )
+        )
         .where(
             Attempt.exam_id == bindparam("exam_id"), Attempt.learner_id == bindparam("learner_id")
         )

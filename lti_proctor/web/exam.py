@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError
 
 from lti_proctor.attempts import operations as attempts
 from lti_proctor.attempts.models import Attempt
@@ -27,7 +28,7 @@ from lti_proctor.attempts.start import ExamContent, start_attempt
 from lti_proctor.attempts.states import AttemptStateError
 from lti_proctor.exam_settings import seal_code, unseal_code
 from lti_proctor.extensions import db
-from lti_proctor.identity import Exam, Learner
+from lti_proctor.identity import Exam, Learner, from_start_snapshot, start_snapshot
 from lti_proctor.lti.registrations import platform_snapshot
 from lti_proctor.proctoring import client as proctoring_client
 from lti_proctor.proctoring.errors import ProviderError, ProviderUnavailableError
@@ -92,7 +93,7 @@ class StartRequest:
     return_url: str | None
 
 
-def starting_page(req: StartRequest) -> Response:
+def starting_page(req: StartRequest, exam: Exam, learner: Learner) -> Response:
     """The launch's answer, sent before the service is asked anything: "Starting your exam…"
     with a spinner and elapsed seconds, whose script posts the start (start_page) at once.
 
@@ -100,7 +101,9 @@ def starting_page(req: StartRequest) -> Response:
     in the shared store, as for the service-down page's retry.
     """
     html = render_template(
-        "exam/starting.html", start_token=_retry_token(req), slow_after_s=SLOW_AFTER_S
+        "exam/starting.html",
+        start_token=_retry_token(req, exam, learner),
+        slow_after_s=SLOW_AFTER_S,
     )
     return _no_store(current_app.make_response(html))
 
@@ -121,17 +124,17 @@ def start_page(req: StartRequest, exam: Exam, learner: Learner, profile: Profile
             content=ExamContent(req.exam_url, req.access_code, req.max_attempts, req.language),
             links=_session_links(),
             client=proctoring_client.get_client(current_app),
-            commit=_commit_keeping_rows,
+            commit=commit_keeping_rows,
             clock=utcnow,
         )
     except ProviderError as exc:
-        return _service_down(exc, req)
+        return _service_down(exc, req, exam, learner)
     if started.attempt is None:
         return _finished_page(started.outcome, page)
     return _wrapper_page(started.attempt, page, profile)
 
 
-def _commit_keeping_rows() -> None:
+def commit_keeping_rows() -> None:
     """Commit without expiring the exam, learner and attempt this launch holds.
 
     The launch wrote or read each of them itself in this request (the attempt's last write
@@ -195,7 +198,7 @@ def _finished_page(outcome: attempts.StartOutcome, page: PageContext) -> Respons
     return _no_store(current_app.make_response(html))
 
 
-def _service_down(exc: ProviderError, req: StartRequest) -> Response:
+def _service_down(exc: ProviderError, req: StartRequest, exam: Exam, learner: Learner) -> Response:
     request_id = new_request_id()
     unavailable = isinstance(exc, ProviderUnavailableError)
     reason = Reason.PROCTOR_UNAVAILABLE if unavailable else Reason.PROCTOR_REJECTED
@@ -207,20 +210,22 @@ def _service_down(exc: ProviderError, req: StartRequest) -> Response:
         template="errors/service_down.html",
         request_id=request_id,
         unavailable=unavailable,
-        retry_token=_retry_token(req),
+        retry_token=_retry_token(req, exam, learner),
         return_url=req.return_url,
         headers={"Referrer-Policy": "no-referrer"},
     )
 
 
-def _retry_token(req: StartRequest) -> str:
-    """Sign the retry; the exam URL and access code wait in the shared store, not in the page."""
+def _retry_token(req: StartRequest, exam: Exam, learner: Learner) -> str:
+    """Sign the start; the exam URL, the access code and what the start reads of the exam and
+    learner wait in the shared store, not in the page."""
     key = "exam-retry:" + secrets.token_urlsafe(16)
-    get_store().set(
-        key,
-        json.dumps({"exam_url": req.exam_url, "access_code": seal_code(req.access_code)}),
-        RETRY_TTL_S,
-    )
+    kept = {
+        "exam_url": req.exam_url,
+        "access_code": seal_code(req.access_code),
+        **start_snapshot(exam, learner),
+    }
+    get_store().set(key, json.dumps(kept), RETRY_TTL_S)
     return sign(
         "retry",
         {
@@ -235,12 +240,20 @@ def _retry_token(req: StartRequest) -> str:
     )
 
 
-def _start_request_from_retry(payload: Mapping[str, Any]) -> StartRequest | None:
+@dataclass(frozen=True)
+class _KeptStart:
+    """A start token's request, with the exam and learner as the launch saw them (or None)."""
+
+    req: StartRequest
+    rows: tuple[Exam, Learner] | None
+
+
+def _start_request_from_retry(payload: Mapping[str, Any]) -> _KeptStart | None:
     stored = get_store().get(str(payload.get("k")))
     if stored is None:
         return None
     content = json.loads(stored)
-    return StartRequest(
+    req = StartRequest(
         exam_id=int(payload["e"]),
         learner_id=int(payload["u"]),
         profile_name=str(payload["p"]),
@@ -250,6 +263,14 @@ def _start_request_from_retry(payload: Mapping[str, Any]) -> StartRequest | None
         language=str(payload["l"]),
         return_url=payload.get("r"),
     )
+    return _KeptStart(req, from_start_snapshot(content))
+
+
+def _rows_of(kept: _KeptStart) -> tuple[Exam | None, Learner | None]:
+    """The exam and learner of a start: the launch's copies, else read (an older token)."""
+    if kept.rows is not None:
+        return kept.rows
+    return db.session.get(Exam, kept.req.exam_id), db.session.get(Learner, kept.req.learner_id)
 
 
 @bp.post("/exam/start")
@@ -260,19 +281,26 @@ def start() -> ResponseReturnValue:
     token posted twice (a reload, a second tab) resumes the attempt the first one started.
     """
     payload = unsign("retry", request.form.get("token"), max_age_s=RETRY_TTL_S)
-    req = _start_request_from_retry(payload) if payload else None
-    exam = db.session.get(Exam, req.exam_id) if req else None
-    learner = db.session.get(Learner, req.learner_id) if req else None
-    profile = get_profiles(current_app).get(req.profile_name) if req else None
-    if req is None or exam is None or learner is None or profile is None:
-        return error_response(
-            Reason.EXAM_RETRY_EXPIRED,
-            400,
-            shape="page",
-            title=_("This page has expired"),
-            message=_("Open the exam again from your course page."),
-        )
-    return start_page(req, exam, learner, profile)
+    kept = _start_request_from_retry(payload) if payload else None
+    exam, learner = _rows_of(kept) if kept else (None, None)
+    profile = get_profiles(current_app).get(kept.req.profile_name) if kept else None
+    if kept is None or exam is None or learner is None or profile is None:
+        return _start_expired()
+    try:
+        return start_page(kept.req, exam, learner, profile)
+    except IntegrityError:  # the exam or learner is gone since the launch (a removed platform)
+        db.session.rollback()
+        return _start_expired()
+
+
+def _start_expired() -> Response:
+    return error_response(
+        Reason.EXAM_RETRY_EXPIRED,
+        400,
+        shape="page",
+        title=_("This page has expired"),
+        message=_("Open the exam again from your course page."),
+    )
 
 
 # The service-down page's Try again: the same view (one code path), under its own name.

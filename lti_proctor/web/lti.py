@@ -171,8 +171,8 @@ def _exam_launch(ctx: LaunchContext) -> ResponseReturnValue:
         language=sdk_language(ctx.locale),
         return_url=ctx.return_url if origin_of(ctx.return_url) else None,
     )
-    db.session.commit()  # the exam and learner rows the start will read
-    return exam.starting_page(req)
+    exam.commit_keeping_rows()  # the rows the start reads; their values stay loaded here
+    return exam.starting_page(req, exam_row, learner)
 
 
 def launch_owner(ctx: LaunchContext) -> Owner:

@@ -15,6 +15,8 @@ from lti_proctor.attempts import operations
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.exam_settings import unseal_code
 from lti_proctor.extensions import db
+from lti_proctor.lti.platforms import remove_platform
+from lti_proctor.lti.registrations import Platform
 from lti_proctor.proctoring import client as proctoring_client
 from lti_proctor.proctoring.client import from_config
 from lti_proctor.store import get_store
@@ -390,6 +392,23 @@ def test_a_bad_start_token_is_the_expired_page_and_stores_nothing(app, client, l
     assert "This page has expired" in page and "exam.retry_expired" in page
     assert "Open the exam again from your course page." in page
     assert table_counts(app) == before
+    assert service.calls == 0
+
+
+def test_a_start_whose_registration_was_removed_since_the_launch_is_the_expired_page(
+    app, client, lms, service
+):
+    token = start_token(starting(lms))
+    with app.app_context():  # an admin removes the LMS's registration meanwhile
+        for platform in db.session.scalars(select(Platform)):
+            remove_platform(platform)
+        db.session.commit()
+
+    resp = start(client, token)
+
+    assert resp.status_code == 400
+    assert "This page has expired" in resp.get_data(as_text=True)
+    assert attempts_count(app) == 0
     assert service.calls == 0
 
 
