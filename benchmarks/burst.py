@@ -248,8 +248,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ceiling",
         action="store_true",
-        help="then run the same burst against the bare ceiling app (gthread): what this machine "
-        "and this load generator allow at all",
+        help="then run the same burst against the bare ceiling app (the first worker class): "
+        "what this machine and this load generator allow at all",
     )
     parser.add_argument("--json", type=Path)
     return parser.parse_args(argv)
@@ -289,10 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             figures = run_class(worker_class, keys[n * per_class : (n + 1) * per_class], args, tool)
             results.append(figures)
             print_row(figures, args)
-        if ceiling is not None:  # the same arrivals against the bare launch
-            # gthread: the ceiling keeps one PostgreSQL connection per thread (under gevent that
-            # would be one per greenlet, past the server's connection limit)
-            figures = run_class("gthread", ceiling_keys, args, ceiling)
+        if ceiling is not None:  # the same arrivals against the bare launch, same worker class
+            figures = run_class(args.worker_class[0], ceiling_keys, args, ceiling)
             results.append(figures)
             print_row(figures, args)
     print_summary(args, results)

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,6 +37,8 @@ STARTING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>
 </head><body><form method="post" action="/exam/start" data-auto-submit>
 <input type="hidden" name="token" value="{{ token }}"></form></body></html>"""
 
+POOL = 15
+
 SCHEMA = """CREATE TABLE IF NOT EXISTS ceiling_attempt (
   id bigserial PRIMARY KEY, exam text NOT NULL, learner text NOT NULL, token text,
   created_at timestamptz NOT NULL DEFAULT now(), UNIQUE (exam, learner))"""
@@ -45,15 +50,25 @@ def create_ceiling(config: dict[str, Any]) -> Flask:
     platform = config["platform"]
     store = redis.Redis.from_url(config["redis_url"], socket_timeout=2, decode_responses=True)
     prefix = config["prefix"]
-    local = threading.local()  # one autocommit connection per thread, kept (a pool's job)
+    # A pool of at most POOL autocommit connections, kept (the tool's pool holds 15): one per
+    # thread or greenlet would pass PostgreSQL's connection limit under gevent at c=32.
+    idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+    slots = threading.BoundedSemaphore(POOL)
 
-    def connection() -> psycopg.Connection[Any]:
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = psycopg.connect(config["pg_dsn"], autocommit=True)
-        return conn
+    @contextmanager
+    def connection() -> Iterator[psycopg.Connection[Any]]:
+        with slots:
+            try:
+                conn = idle.get_nowait()
+            except queue.Empty:
+                conn = psycopg.connect(config["pg_dsn"], autocommit=True)
+            try:
+                yield conn
+            finally:
+                idle.put(conn)
 
-    connection().execute(SCHEMA)
+    with connection() as conn:
+        conn.execute(SCHEMA)
     service = requests.Session()
     keys: dict[str, Any] = {}
     keys_lock = threading.Lock()
@@ -131,8 +146,7 @@ def create_ceiling(config: dict[str, Any]) -> Flask:
             session_token = str(answer.json()["token"])
         except (ValueError, KeyError, TypeError):
             session_token = secrets.token_urlsafe(16)
-        with connection().transaction():
-            conn = connection()
+        with connection() as conn, conn.transaction():
             row = conn.execute(
                 "SELECT id FROM ceiling_attempt WHERE exam = %s AND learner = %s", (exam, learner)
             ).fetchone()
