@@ -4,9 +4,11 @@ Builds the tool with create_app() on a private PostgreSQL schema (dropped at the
 benchmark Redis, adds --webhooks started attempts as rows, then calls the WSGI app directly with
 each attempt's finish webhook (the body, query and headers the service sends) one after the
 other, and prints this process's CPU per webhook (time.process_time: the web tier's own share,
-without PostgreSQL's), the wall time, and the SQL statements per webhook. The access log goes to
-a file (JSON, as in production). `--profile` prints the top cProfile entries; `--rounds` repeats
-the measurement on fresh attempts (the first round also warms the caches and is not counted).
+without PostgreSQL's), the wall time, and the SQL statements per webhook. As under
+`lti-proctor serve`: the access log is JSON (to a file here) and the metrics are prometheus-client's
+multiprocess files (a temporary PROMETHEUS_MULTIPROC_DIR). `--profile` prints the top cProfile
+entries; `--rounds` repeats the measurement on fresh attempts (the first round also warms the
+caches and is not counted).
 
     .venv/bin/python benchmarks/webhook_cpu.py                     # 500 webhooks x 3 rounds
     .venv/bin/python benchmarks/webhook_cpu.py --profile 25
@@ -19,6 +21,7 @@ import cProfile
 import io
 import json
 import logging
+import os
 import pstats
 import secrets
 import statistics
@@ -185,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lp-hookcpu-")))
+        (workdir / "metrics").mkdir()
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(workdir / "metrics"))
         db_url = stack.enter_context(database("postgresql", workdir))
         prefix = stack.enter_context(redis_prefix(True))
         app = tool(db_url, prefix, workdir)
@@ -196,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_ms: list[float] = []
         wall_ms: list[float] = []
         statements: list[float] = []
-        profiler = cProfile.Profile() if args.profile else None
+        profiler = cProfile.Profile(time.process_time) if args.profile else None  # CPU, not waits
         for round_no in range(args.rounds + 1):
             attempts = started_attempts(app, args.webhooks)
             environs = [finish_environ(a, s, i) for i, (a, s) in enumerate(attempts)]

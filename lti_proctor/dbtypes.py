@@ -6,11 +6,12 @@ all build on it without importing each other.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, TypeDecorator
+from sqlalchemy import DateTime, Dialect, Insert, Table, TypeDecorator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
@@ -47,20 +48,26 @@ def insert_if_absent(model: Any, values: Mapping[str, Any], *, unique_on: list[s
     dialect = db.session.get_bind().dialect.name
     table = model.__table__
     if dialect in ("postgresql", "sqlite"):
-        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = (
-            make(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=unique_on)
-            .returning(*table.primary_key.columns)  # rowcount is unreliable here on psycopg
-        )
-        return db.session.execute(stmt).first() is not None
+        stmt = _insert_ignoring(table, tuple(unique_on), dialect)
+        return db.session.execute(stmt, dict(values)).first() is not None
     try:  # other databases: a savepoint keeps the outer transaction usable
         with db.session.begin_nested():
             db.session.execute(table.insert().values(**values))
     except IntegrityError:
         return False
     return True
+
+
+@functools.cache
+def _insert_ignoring(table: Table, unique_on: tuple[str, ...], dialect: str) -> Insert:
+    """insert_if_absent's statement, built once per table; the VALUES come from the parameters."""
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt: Insert = (
+        make(table)
+        .on_conflict_do_nothing(index_elements=list(unique_on))
+        .returning(*table.primary_key.columns)  # rowcount is unreliable here on psycopg
+    )
+    return stmt
 
 
 def insert_returning(model: Any, values: Mapping[str, Any], *, unique_on: list[str]) -> Any:

@@ -12,12 +12,11 @@ Applying is idempotent, so a re-delivered or replayed event is simply applied ag
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import bindparam, select
 
 from lti_proctor.attempts.models import Attempt, WebhookEvent
 from lti_proctor.attempts.operations import move_jobs
@@ -38,10 +37,15 @@ class EventOutcome:
     moved: bool
 
 
+_SECRET = select(Attempt.__table__.c.webhook_secret).where(
+    Attempt.__table__.c.id == bindparam("attempt_id")
+)
+
+
 def find_webhook_secret(attempt_id: str) -> str | None:
     """The webhook secret of the attempt with this public id; None when there is no such attempt."""
-    table = Attempt.__table__
-    return db.session.scalar(select(table.c.webhook_secret).where(table.c.id == attempt_id))
+    secret: str | None = db.session.execute(_SECRET, {"attempt_id": attempt_id}).scalar()
+    return secret
 
 
 def receive_provider_event(
@@ -95,8 +99,8 @@ def apply_event(attempt_id: str, event: ProviderEvent, *, now: datetime) -> bool
     applied again, and one whose effect is missing (lost to a crash, or recorded but never
     applied) takes effect now. The move's jobs are queued only by the call that made it.
     """
-    target, values, always = _move_of(event, now=now)
-    if not advance_row(attempt_id, target, now=now, values=values, always=always):
+    target, values, always, fill = _move_of(event, now=now)
+    if not advance_row(attempt_id, target, now=now, values=values, always=always, fill=fill):
         return False
     enqueue_now(move_jobs(attempt_id, target))
     return True
@@ -112,18 +116,16 @@ def apply_provider_event(attempt: Attempt, event: ProviderEvent, *, now: datetim
 
 def _move_of(
     event: ProviderEvent, *, now: datetime
-) -> tuple[AttemptStatus, Mapping[str, Any], Mapping[str, Any]]:
-    """The event's move: its target, the columns written with the move, and those written always
-    (the service's ids, and a start time the attempt does not have yet: a finish that overtook
-    its start says when)."""
-    started_at = Attempt.__table__.c.started_at
+) -> tuple[AttemptStatus, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The event's move (advance_row): its target, the columns written with the move, those
+    written always (the service's ids) and those filled when empty (a finish that overtook its
+    start says when it started)."""
     always: dict[str, Any] = {}
     if event.service_attempt_id:
         always["service_attempt_id"] = event.service_attempt_id
     if event.report_url:
         always["report_url"] = event.report_url
-    if event.started_at is not None:
-        always["started_at"] = func.coalesce(started_at, literal(event.started_at, started_at.type))
+    fill = {"started_at": event.started_at} if event.started_at is not None else {}
     if event.kind == "start":
-        return AttemptStatus.STARTED, {"started_at": event.started_at or now}, always
-    return AttemptStatus.FINISHED, {"finished_at": event.finished_at or now}, always
+        return AttemptStatus.STARTED, {"started_at": event.started_at or now}, always, fill
+    return AttemptStatus.FINISHED, {"finished_at": event.finished_at or now}, always, fill

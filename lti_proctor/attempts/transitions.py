@@ -12,15 +12,18 @@ No Flask; flushes, never commits.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, Update, bindparam, func, select, update
 
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.states import SOURCES, AttemptStateError, AttemptStatus, check_transition
 from lti_proctor.extensions import db
+
+_TABLE = Attempt.__table__
 
 
 def advance(
@@ -63,37 +66,84 @@ def advance_row(
     now: datetime,
     values: Mapping[str, Any] | None = None,
     always: Mapping[str, Any] | None = None,
+    fill: Mapping[str, Any] | None = None,
 ) -> bool:
     """advance() for an attempt that is not loaded: True only when this call moved it.
 
-    `values` are written with the move only; `always` (column values or SQL expressions) are
-    written whether or not the state moves. The common case is one `UPDATE ... RETURNING`;
-    when it moved nothing, a second statement writes `always` (or reads the state) and the
-    state it finds decides as in advance(): a repeat or a late event gives False, a forbidden
-    move raises AttemptStateError. A row that is gone moves nothing (False).
+    `values` are written with the move only; `always` whether or not the state moves; `fill`
+    whether or not it moves, but only into a column that is still empty (NULL); with the move,
+    `values` win. The common case is one `UPDATE ... RETURNING`; when it moved nothing, a
+    second statement writes `always` and `fill` (or reads the state) and the state it finds
+    decides as in advance(): a repeat or a late event gives False, a forbidden move raises
+    AttemptStateError. A row that is gone moves nothing (False). The statements are built once
+    per shape (the set of columns written) and run on the session's connection.
     """
-    table = Attempt.__table__
-    moved = db.session.execute(
-        update(table)
-        .where(table.c.id == attempt_id, table.c.state.in_([s.value for s in SOURCES[target]]))
-        .values(
-            state=target.value,
-            state_changed_at=now,
-            flag_reason=None,
-            flagged_at=None,
-            **{**(always or {}), **(values or {})},
-        )
-        .returning(table.c.id)
+    values, always, fill = dict(values or {}), dict(always or {}), dict(fill or {})
+    params = {"attempt_id": attempt_id, "now": now}
+    params.update({f"v_{k}": v for k, v in values.items()})
+    params.update({f"a_{k}": v for k, v in always.items()})
+    params.update({f"f_{k}": v for k, v in fill.items()})
+    db.session.flush()  # the caller's pending changes first: this bypasses the ORM
+    connection = db.session.connection()
+    later = tuple(sorted(always)), tuple(sorted(k for k in fill if k not in always))
+    moved = connection.execute(
+        _move_statement(
+            target,
+            tuple(sorted(values)),
+            tuple(k for k in later[0] if k not in values),
+            tuple(k for k in later[1] if k not in values),
+        ),
+        params,
     ).first()
     if moved is not None:
         return True
-    if always:
-        state = db.session.scalar(
-            update(table).where(table.c.id == attempt_id).values(always).returning(table.c.state)
-        )
-    else:
-        state = db.session.scalar(select(table.c.state).where(table.c.id == attempt_id))
+    state = connection.execute(_settle_statement(*later), params).scalar()
     return state is not None and _settled(state, target)
+
+
+def _written(always: tuple[str, ...], fill: tuple[str, ...]) -> dict[str, Any]:
+    c = _TABLE.c
+    sets: dict[str, Any] = {k: bindparam(f"a_{k}", type_=c[k].type) for k in always}
+    sets.update({k: func.coalesce(c[k], bindparam(f"f_{k}", type_=c[k].type)) for k in fill})
+    return sets
+
+
+@functools.cache
+def _move_statement(
+    target: AttemptStatus, values: tuple[str, ...], always: tuple[str, ...], fill: tuple[str, ...]
+) -> Update:
+    """The conditional UPDATE of a move to target writing these columns (built once each)."""
+    c = _TABLE.c
+    sets = {
+        "state": target.value,
+        "state_changed_at": bindparam("now", type_=c.state_changed_at.type),
+        "flag_reason": None,  # a move answers any "stuck" flag reconcile put on the attempt
+        "flagged_at": None,
+        **_written(always, fill),
+        **{k: bindparam(f"v_{k}", type_=c[k].type) for k in values},
+    }
+    stmt: Update = (
+        update(_TABLE)
+        .where(c.id == bindparam("attempt_id"), c.state.in_([s.value for s in SOURCES[target]]))
+        .values(sets)
+        .returning(c.id)
+    )
+    return stmt
+
+
+@functools.cache
+def _settle_statement(always: tuple[str, ...], fill: tuple[str, ...]) -> Update | Select[Any]:
+    """After no move: write always and fill and give the state, or only read it."""
+    c = _TABLE.c
+    if not (always or fill):
+        return select(c.state).where(c.id == bindparam("attempt_id"))
+    stmt: Update = (
+        update(_TABLE)
+        .where(c.id == bindparam("attempt_id"))
+        .values(_written(always, fill))
+        .returning(c.state)
+    )
+    return stmt
 
 
 def _settled(state: str, target: AttemptStatus) -> bool:
