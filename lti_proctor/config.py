@@ -197,7 +197,9 @@ def _derive(app: Flask) -> None:
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax" if insecure else "None"
     cfg["SESSION_COOKIE_SECURE"] = not insecure
     engine_options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    engine_options.setdefault("pool_pre_ping", True)
+    # No pre-ping round trip per request: a pooled connection the server closed is found without
+    # one (extensions.py); an operator may still turn SQLAlchemy's ping on here.
+    engine_options.setdefault("pool_pre_ping", False)
     # SQL errors must never carry the values (tokens, access codes) into a log or a page.
     engine_options["hide_parameters"] = True
     cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options

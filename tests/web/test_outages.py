@@ -10,6 +10,7 @@ import redis
 
 from lti_proctor.extensions import db
 from lti_proctor.web import exam_page
+from tests.constants import PG_URL
 from tests.factories_attempts import EXAM_URL, PROCTOR_CONFIG, fake_service
 from tests.launches import LaunchBuilder
 
@@ -103,3 +104,30 @@ def test_shared_store_down_at_login_is_a_503_page_with_a_retry(app, lms, app_con
     page = login.response.get_data(as_text=True)
     assert "tool.unavailable" in page
     assert hidden_fields(page)["iss"] == lms.fixture["login_initiation"]["iss"]
+
+
+def test_a_pooled_connection_the_database_closed_is_replaced_without_an_error(app, client):
+    """A database restart closes every pooled connection: the next request still gets its answer."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to close a connection")
+    engine.dispose()
+    assert client.get("/readyz").status_code == 200  # the pool now holds one connection
+    raw = engine.raw_connection()
+    with raw.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    raw.close()  # back to the pool, where the server will close it
+    with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for _ in range(500):  # the server reports the backend gone once it has closed its socket
+            if not admin.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone():
+                break
+            admin.execute("SELECT pg_sleep(0.01)")
+
+    resp = client.get("/readyz")
+
+    assert resp.status_code == 200
