@@ -5,7 +5,9 @@ for life without a round trip.
 
 from __future__ import annotations
 
+import select
 import sqlite3
+import sys
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
@@ -53,19 +55,25 @@ def _refuse_closed_connection(
     """PostgreSQL: replace a pooled connection the server has closed (a restart), with no query.
 
     SQLAlchemy's pre-ping costs every request a round trip (~1 ms of CPU and ~3 ms of waiting,
-    more than the rest of a webhook's SQL). Instead libpq reads what is waiting on the idle
-    socket without blocking: nothing for a live connection; the server's goodbye and the end of
-    the stream for a closed one, which the pool then drops with every connection older than it
-    and replaces (a connection that never answers, the network gone, still fails as 503). It
-    reads twice: a read that got the goodbye stops there, the next one finds the end.
+    more than the rest of a webhook's SQL). Instead: an idle connection has nothing to say, so
+    one whose socket has something to read (the server's goodbye, the end of the stream) is
+    being closed; the pool drops it, with every connection older than it, and connects anew.
+    A false alarm costs a reconnect; a connection that never answers (the network gone) still
+    fails as a 503, as it did with the ping.
     """
-    pgconn = getattr(dbapi_connection, "pgconn", None)
-    if pgconn is None:  # SQLite
+    if getattr(dbapi_connection, "pgconn", None) is None:  # SQLite
         return
-    try:
-        pgconn.consume_input()
-        pgconn.consume_input()
-    except Exception as exc:  # psycopg.OperationalError: the server closed the connection
-        raise InvalidatePoolError("the database closed this pooled connection") from exc
-    if pgconn.status != 0:  # CONNECTION_OK
+    if dbapi_connection.closed or _readable_now(dbapi_connection.fileno()):
         raise InvalidatePoolError("the database closed this pooled connection")
+
+
+def _readable_now(fd: int) -> bool:
+    """Whether fd has data or an end of stream to read, asked without waiting (poll, timeout 0).
+
+    Under gevent the patched poll() would yield to its hub even for timeout 0: use the original.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    make = monkey.get_original("select", "poll") if monkey is not None else select.poll
+    poller = make()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
