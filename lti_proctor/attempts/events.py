@@ -1,30 +1,35 @@
 """The service's start/finish events: store a delivery once, move the attempt forward, queue jobs.
 
 A webhook is acknowledged as soon as its event cannot be lost, so receiving one does only that,
-in Core statements with no attempt object loaded: find_webhook_secret() reads the one column the
-check needs; receive_provider_event() then runs, in the caller's transaction, the event's
-`INSERT ... ON CONFLICT DO NOTHING`, the conditional state `UPDATE ... RETURNING` that carries
-the event's ids with it (transitions.advance_row) and, when this delivery made the move, one
-`INSERT ... SELECT` of its jobs (with the workers' NOTIFY on PostgreSQL). The caller commits.
+in Core statements built once, with no attempt object loaded: find_webhook_secret() reads the
+one column the check needs; receive_provider_event() then stores the event (`INSERT ... ON
+CONFLICT DO NOTHING`), moves the state with the event's ids in the conditional `UPDATE ...
+RETURNING` (transitions.plan_row_move) and, when this delivery made the move, queues its jobs
+(`INSERT ... SELECT`, with the workers' NOTIFY on PostgreSQL). On PostgreSQL the three are one
+statement run in autocommit (a transaction by itself: no BEGIN/COMMIT round trips), so a
+delivery costs two round trips; elsewhere three statements in the caller's transaction.
 Applying is idempotent, so a re-delivered or replayed event is simply applied again. No Flask.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, Update, bindparam, func, select
+from sqlalchemy.dialects import postgresql
 
 from lti_proctor.attempts.models import Attempt, WebhookEvent
 from lti_proctor.attempts.operations import move_jobs
 from lti_proctor.attempts.states import AttemptStatus
-from lti_proctor.attempts.transitions import advance_row
+from lti_proctor.attempts.transitions import advance_row, plan_row_move, settle_row
 from lti_proctor.dbtypes import insert_if_absent
 from lti_proctor.extensions import db
-from lti_proctor.jobs.outbox import enqueue_now
+from lti_proctor.jobs.models import OutboxJob
+from lti_proctor.jobs.outbox import NOTIFY_CHANNEL, enqueue_now, job_params, job_shape, jobs_insert
 from lti_proctor.proctoring.types import ProviderEvent
 from lti_proctor.proctoring.webhooks import event_key
 
@@ -40,11 +45,21 @@ class EventOutcome:
 _SECRET = select(Attempt.__table__.c.webhook_secret).where(
     Attempt.__table__.c.id == bindparam("attempt_id")
 )
+_EVENT_KEY = ["attempt_id", "kind", "event_key"]
 
 
 def find_webhook_secret(attempt_id: str) -> str | None:
-    """The webhook secret of the attempt with this public id; None when there is no such attempt."""
-    secret: str | None = db.session.execute(_SECRET, {"attempt_id": attempt_id}).scalar()
+    """The webhook secret of the attempt with this public id; None when there is no such attempt.
+
+    On PostgreSQL this is a delivery's first statement, and it puts the request's connection in
+    autocommit: receive_provider_event() then writes in one statement, which is a transaction
+    by itself, so no BEGIN and COMMIT round trips wrap it.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    else:
+        connection = db.session.connection()
+    secret: str | None = connection.execute(_SECRET, {"attempt_id": attempt_id}).scalar()
     return secret
 
 
@@ -58,13 +73,54 @@ def receive_provider_event(
 ) -> EventOutcome:
     """Store a verified delivery (once per event identity) and apply it (always; idempotent).
 
-    Raises AttemptStateError when the event does not fit the attempt (an event for a failed
-    attempt); the stored event stays, so the caller may still commit it.
+    On PostgreSQL the event's INSERT, the move's UPDATE and its jobs' INSERT are one statement
+    (data-modifying CTEs: atomic and one round trip); elsewhere three, in the caller's
+    transaction. Raises AttemptStateError when the event does not fit the attempt (an event
+    for a failed attempt); the stored event stays, so the caller may still commit it.
     """
-    new = record_webhook_event(
-        attempt_id, event, raw_body=raw_body, content_type=content_type, now=now
+    row = _event_row(attempt_id, event, raw_body=raw_body, content_type=content_type, now=now)
+    if db.session.get_bind().dialect.name != "postgresql":
+        new = insert_if_absent(WebhookEvent, row, unique_on=_EVENT_KEY)
+        return EventOutcome(new=new, moved=apply_event(attempt_id, event, now=now))
+    target, values, always, fill = _move_of(event, now=now)
+    plan = plan_row_move(attempt_id, target, now=now, values=values, always=always, fill=fill)
+    jobs = move_jobs(attempt_id, target)
+    params = {**plan.params, **job_params(jobs), **{f"e_{k}": v for k, v in row.items()}}
+    connection = db.session.connection()
+    counts = connection.execute(_in_one(plan.move, job_shape(jobs)), params).one()
+    new, moved = counts[0], counts[1]
+    if not moved:
+        settle_row(plan, connection)  # False, or AttemptStateError
+    return EventOutcome(new=bool(new), moved=bool(moved))
+
+
+@functools.cache
+def _in_one(move: Update, jobs: tuple[bool, ...]) -> Select[Any]:
+    """PostgreSQL: the event's insert, the move and its jobs as one statement (per shape); it
+    gives (events added, attempts moved). The jobs are inserted once per row the move returned
+    (none when it moved nothing); their RETURNING NOTIFYs the workers (a data-modifying CTE
+    runs to completion, RETURNING included, whether or not the query reads it)."""
+    table = WebhookEvent.__table__
+    c = table.c
+    event = (
+        postgresql.insert(table)
+        .values({k: bindparam(f"e_{k}", type_=c[k].type) for k in _EVENT_COLUMNS})
+        .on_conflict_do_nothing(index_elements=_EVENT_KEY)
+        .returning(c.id)
+        .cte("event")
     )
-    return EventOutcome(new=new, moved=apply_event(attempt_id, event, now=now))
+    moved = move.cte("moved")
+    job_id = OutboxJob.__table__.c.id
+    queued = jobs_insert(jobs, after=moved).returning(job_id, func.pg_notify(NOTIFY_CHANNEL, ""))
+    return select(
+        select(func.count()).select_from(event).scalar_subquery(),
+        select(func.count()).select_from(moved).scalar_subquery(),
+    ).add_cte(queued.cte("queued"))
+
+
+_EVENT_COLUMNS = (
+    "attempt_id", "kind", "event_key", "body_hash", "raw_body", "content_type", "received_at",
+)  # fmt: skip
 
 
 def record_webhook_event(
@@ -76,20 +132,28 @@ def record_webhook_event(
     now: datetime,
 ) -> bool:
     """Store a delivery as received; False when this event (attempt, kind, identity) is stored."""
-    return insert_if_absent(
-        WebhookEvent,
-        {
-            "attempt_id": attempt_id,
-            "kind": event.kind,
-            "event_key": event_key(event, raw_body),
-            "body_hash": hashlib.sha256(raw_body).hexdigest(),
-            # PostgreSQL text cannot hold NUL; the raw body is kept for people to read.
-            "raw_body": raw_body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
-            "content_type": (content_type or "")[:255] or None,
-            "received_at": now,
-        },
-        unique_on=["attempt_id", "kind", "event_key"],
-    )
+    row = _event_row(attempt_id, event, raw_body=raw_body, content_type=content_type, now=now)
+    return insert_if_absent(WebhookEvent, row, unique_on=_EVENT_KEY)
+
+
+def _event_row(
+    attempt_id: str,
+    event: ProviderEvent,
+    *,
+    raw_body: bytes,
+    content_type: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "attempt_id": attempt_id,
+        "kind": event.kind,
+        "event_key": event_key(event, raw_body),
+        "body_hash": hashlib.sha256(raw_body).hexdigest(),
+        # PostgreSQL text cannot hold NUL; the raw body is kept for people to read.
+        "raw_body": raw_body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
+        "content_type": (content_type or "")[:255] or None,
+        "received_at": now,
+    }
 
 
 def apply_event(attempt_id: str, event: ProviderEvent, *, now: datetime) -> bool:
@@ -100,7 +164,8 @@ def apply_event(attempt_id: str, event: ProviderEvent, *, now: datetime) -> bool
     applied) takes effect now. The move's jobs are queued only by the call that made it.
     """
     target, values, always, fill = _move_of(event, now=now)
-    if not advance_row(attempt_id, target, now=now, values=values, always=always, fill=fill):
+    plan = plan_row_move(attempt_id, target, now=now, values=values, always=always, fill=fill)
+    if not advance_row(plan):
         return False
     enqueue_now(move_jobs(attempt_id, target))
     return True

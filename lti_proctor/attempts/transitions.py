@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, func, select, update
+from sqlalchemy import Connection, Select, Update, bindparam, func, select, update
 
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.states import SOURCES, AttemptStateError, AttemptStatus, check_transition
@@ -59,7 +60,18 @@ def advance(
     return _settled(attempt.state, target)
 
 
-def advance_row(
+@dataclass(frozen=True)
+class RowMove:
+    """advance_row()'s statements for one call, with their parameters: the conditional move
+    (`UPDATE ... RETURNING id`), and what runs when it moved nothing (`settle`: the state)."""
+
+    target: AttemptStatus
+    move: Update
+    settle: Update | Select[Any]
+    params: dict[str, Any]
+
+
+def plan_row_move(
     attempt_id: str,
     target: AttemptStatus,
     *,
@@ -67,38 +79,48 @@ def advance_row(
     values: Mapping[str, Any] | None = None,
     always: Mapping[str, Any] | None = None,
     fill: Mapping[str, Any] | None = None,
-) -> bool:
-    """advance() for an attempt that is not loaded: True only when this call moved it.
+) -> RowMove:
+    """advance_row()'s statements, built once per shape (the set of columns written).
 
     `values` are written with the move only; `always` whether or not the state moves; `fill`
     whether or not it moves, but only into a column that is still empty (NULL); with the move,
-    `values` win. The common case is one `UPDATE ... RETURNING`; when it moved nothing, a
-    second statement writes `always` and `fill` (or reads the state) and the state it finds
-    decides as in advance(): a repeat or a late event gives False, a forbidden move raises
-    AttemptStateError. A row that is gone moves nothing (False). The statements are built once
-    per shape (the set of columns written) and run on the session's connection.
+    `values` win.
     """
     values, always, fill = dict(values or {}), dict(always or {}), dict(fill or {})
     params = {"attempt_id": attempt_id, "now": now}
     params.update({f"v_{k}": v for k, v in values.items()})
     params.update({f"a_{k}": v for k, v in always.items()})
     params.update({f"f_{k}": v for k, v in fill.items()})
+    later = tuple(sorted(always)), tuple(sorted(k for k in fill if k not in always))
+    move = _move_statement(
+        target,
+        tuple(sorted(values)),
+        tuple(k for k in later[0] if k not in values),
+        tuple(k for k in later[1] if k not in values),
+    )
+    return RowMove(target, move, _settle_statement(*later), params)
+
+
+def advance_row(plan: RowMove) -> bool:
+    """advance() for an attempt that is not loaded (plan_row_move): True only when this call
+    moved it. The common case is one `UPDATE ... RETURNING`; when it moved nothing, a second
+    statement writes `always` and `fill` (or reads the state) and the state it finds decides as
+    in advance(): a repeat or a late event gives False, a forbidden move raises
+    AttemptStateError. A row that is gone moves nothing (False). Runs on the session's
+    connection.
+    """
     db.session.flush()  # the caller's pending changes first: this bypasses the ORM
     connection = db.session.connection()
-    later = tuple(sorted(always)), tuple(sorted(k for k in fill if k not in always))
-    moved = connection.execute(
-        _move_statement(
-            target,
-            tuple(sorted(values)),
-            tuple(k for k in later[0] if k not in values),
-            tuple(k for k in later[1] if k not in values),
-        ),
-        params,
-    ).first()
-    if moved is not None:
+    if connection.execute(plan.move, plan.params).first() is not None:
         return True
-    state = connection.execute(_settle_statement(*later), params).scalar()
-    return state is not None and _settled(state, target)
+    return settle_row(plan, connection)
+
+
+def settle_row(plan: RowMove, connection: Connection) -> bool:
+    """After plan.move moved nothing: write what is always written and decide from the state
+    found (False for a repeat, a late event or a row that is gone; AttemptStateError)."""
+    state: str | None = connection.execute(plan.settle, plan.params).scalar()
+    return state is not None and _settled(state, plan.target)
 
 
 def _written(always: tuple[str, ...], fill: tuple[str, ...]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    FromClause,
     Insert,
     and_,
     bindparam,
@@ -91,24 +92,44 @@ def enqueue_now(jobs: Sequence[NewJob]) -> int:
     """
     if not jobs:
         return 0
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    stmt = _enqueue_statement(job_shape(jobs), postgresql)
+    return len(db.session.execute(stmt, job_params(jobs)).all())
+
+
+def job_shape(jobs: Sequence[NewJob]) -> tuple[bool, ...]:
+    """What the statement of these jobs depends on: how many, and which have a dedupe_key."""
     if not all(job.kind for job in jobs):
         raise ValueError("a job needs a kind")
-    postgresql = db.session.get_bind().dialect.name == "postgresql"
-    stmt = _enqueue_statement(tuple(job.dedupe_key is not None for job in jobs), postgresql)
-    params: dict[str, Any] = {"now": utcnow(), "todo": JobStatus.TODO.value}
+    return tuple(job.dedupe_key is not None for job in jobs)
+
+
+def job_params(jobs: Sequence[NewJob]) -> dict[str, Any]:
+    """The parameters of jobs_insert() for these jobs, due now."""
+    params: dict[str, Any] = {"job_now": utcnow(), "job_todo": JobStatus.TODO.value}
     for i, job in enumerate(jobs):
         params.update({f"kind_{i}": job.kind, f"payload_{i}": job.payload})
         if job.dedupe_key is not None:
             params[f"key_{i}"] = job.dedupe_key
-    return len(db.session.execute(stmt, params).all())
+    return params
 
 
 @functools.cache
 def _enqueue_statement(deduped: tuple[bool, ...], postgresql: bool) -> Insert:
-    """The INSERT ... SELECT of enqueue_now() for jobs shaped so (built once per shape)."""
+    stmt = jobs_insert(deduped)
+    c = OutboxJob.__table__.c
+    if postgresql:
+        return stmt.returning(c.id, func.pg_notify(NOTIFY_CHANNEL, ""))
+    return stmt.returning(c.id)
+
+
+def jobs_insert(deduped: tuple[bool, ...], *, after: FromClause | None = None) -> Insert:
+    """`INSERT ... SELECT` of jobs shaped so (job_shape), due now, each skipped when a todo job
+    has its dedupe_key; with `after`, one row per row of it (none when it is empty)."""
     table = OutboxJob.__table__
     c = table.c
-    now, todo = bindparam("now", type_=c.created_at.type), bindparam("todo", type_=c.status.type)
+    now = bindparam("job_now", type_=c.created_at.type)
+    todo = bindparam("job_todo", type_=c.status.type)
     rows = []
     for i, has_key in enumerate(deduped):
         key = bindparam(f"key_{i}", type_=c.dedupe_key.type) if has_key else None
@@ -121,6 +142,8 @@ def _enqueue_statement(deduped: tuple[bool, ...], postgresql: bool) -> Insert:
             key if key is not None else literal(None, c.dedupe_key.type),
             now,
         )
+        if after is not None:
+            row = row.select_from(after)
         if key is not None:
             waiting = select(c.id).where(c.dedupe_key == key, c.status == todo)
             row = row.where(~exists(waiting))
@@ -128,9 +151,7 @@ def _enqueue_statement(deduped: tuple[bool, ...], postgresql: bool) -> Insert:
     source = rows[0] if len(rows) == 1 else union_all(*rows)
     columns = [c.kind, c.payload, c.status, c.attempts, c.scheduled_at, c.dedupe_key, c.created_at]
     stmt: Insert = table.insert().from_select(columns, source)
-    if postgresql:
-        return stmt.returning(c.id, func.pg_notify(NOTIFY_CHANNEL, ""))
-    return stmt.returning(c.id)
+    return stmt
 
 
 def notify_workers() -> None:

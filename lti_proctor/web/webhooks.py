@@ -4,7 +4,7 @@ The body is read only after the secret matched (our attempt id rides in the quer
 once; its size is bounded app-wide (MAX_CONTENT_LENGTH, 413). Answers are short text or JSON,
 never HTML, and no outbound call happens here: what the events cause (gradebook, report) goes to
 the outbox in the same transaction as the move. The ack waits only for what makes the event
-durable (attempts/events.py): one read of the secret, then three writes and the commit.
+durable (attempts/events.py): one read of the secret, then one write (PostgreSQL).
 """
 
 from __future__ import annotations

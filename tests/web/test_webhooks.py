@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from sqlalchemy import select
 
 from lti_proctor.attempts.models import Attempt, WebhookEvent
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import OutboxJob
+from lti_proctor.jobs.outbox import NOTIFY_CHANNEL
 from lti_proctor.proctoring.profiles import get_profiles
+from tests.constants import PG_URL
 from tests.factories import make_platform
 from tests.factories_attempts import deliver_webhook, make_attempt, webhook_body
 
@@ -353,3 +356,16 @@ def test_events_with_their_own_ids_are_told_apart_by_them(app, client):
     state, events, jobs = snapshot(app, attempt.id)
     assert (state, events) == ("started", ["start", "start"])
     assert len(jobs) == 1
+
+
+def test_a_finish_webhook_wakes_the_idle_workers(app, client):
+    """PostgreSQL: the webhook's jobs NOTIFY the workers' channel once the delivery commits."""
+    attempt = given_attempt(app, state="started")
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll")
+    with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as listener:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        assert deliver_webhook(client, attempt, "finish").status_code == 200
+        woken = list(listener.notifies(timeout=10, stop_after=1))
+    assert [n.channel for n in woken] == [NOTIFY_CHANNEL]
