@@ -6,9 +6,11 @@ each attempt's finish webhook (the body, query and headers the service sends) on
 other, and prints this process's CPU per webhook (time.process_time: the web tier's own share,
 without PostgreSQL's), the wall time, and the SQL statements per webhook. As under
 `lti-proctor serve`: the access log is JSON (to a file here) and the metrics are prometheus-client's
-multiprocess files (a temporary PROMETHEUS_MULTIPROC_DIR). `--profile` prints the top cProfile
-entries; `--rounds` repeats the measurement on fresh attempts (the first round also warms the
-caches and is not counted).
+multiprocess files (a temporary PROMETHEUS_MULTIPROC_DIR). `--profile N` prints the top N
+cProfile entries timed by the process's CPU clock (not waits; the profiler's own overhead
+inflates the figures printed with it); `--rounds` repeats the measurement on fresh attempts
+(a warm-up round before them fills the caches and is not counted). The SQL count is of the
+statements SQLAlchemy sends (not psycopg's BEGIN/COMMIT, nor a pool pre-ping).
 
     .venv/bin/python benchmarks/webhook_cpu.py                     # 500 webhooks x 3 rounds
     .venv/bin/python benchmarks/webhook_cpu.py --profile 25
