@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from lti_proctor.attempts import events
@@ -106,5 +107,8 @@ def _apply(attempt_id: str, event: str, body: dict[str, Any]) -> ResponseReturnV
         log.warning("webhook %s for attempt %s: %s", event, attempt_id, exc)
         db.session.commit()  # the event stays on record
         return _text(409, Reason.ATTEMPT_STATE_CONFLICT)
+    except IntegrityError:  # its only foreign key: the attempt went (a registration removed)
+        db.session.rollback()  # since its secret was read; nothing of the delivery is kept
+        return _text(404, Reason.WEBHOOK_ATTEMPT_UNKNOWN)
     db.session.commit()
     return {"ok": True}, 200

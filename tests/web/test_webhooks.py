@@ -6,6 +6,7 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
+from lti_proctor.attempts import events
 from lti_proctor.attempts.models import Attempt, WebhookEvent
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import OutboxJob
@@ -369,3 +370,26 @@ def test_a_finish_webhook_wakes_the_idle_workers(app, client):
         assert deliver_webhook(client, attempt, "finish").status_code == 200
         woken = list(listener.notifies(timeout=10, stop_after=1))
     assert [n.channel for n in woken] == [NOTIFY_CHANNEL]
+
+
+def test_an_attempt_removed_between_the_check_and_the_write_is_404(app, client, monkeypatch):
+    """Removing a registration removes its attempts: a delivery caught in between is unknown."""
+    attempt = given_attempt(app, state="started")
+    real = events.find_webhook_secret
+
+    def secret_then_removed(attempt_id):
+        secret = real(attempt_id)
+        with app.app_context():  # another request removes the attempt meanwhile
+            db.session.execute(Attempt.__table__.delete().where(Attempt.id == attempt_id))
+            db.session.commit()
+        return secret
+
+    monkeypatch.setattr(events, "find_webhook_secret", secret_then_removed)
+    _, _, jobs_before = snapshot(app, attempt.id)
+    resp = deliver_webhook(client, attempt, "finish")
+    assert resp.status_code == 404
+    assert resp.get_data(as_text=True).strip() == "webhook.attempt_unknown"
+    with app.app_context():
+        assert db.session.scalars(select(WebhookEvent)).all() == []
+        jobs = db.session.execute(select(OutboxJob.kind, OutboxJob.payload)).all()
+        assert [(kind, payload) for kind, payload in jobs] == jobs_before
