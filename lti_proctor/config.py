@@ -197,7 +197,15 @@ def _derive(app: Flask) -> None:
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax" if insecure else "None"
     cfg["SESSION_COOKIE_SECURE"] = not insecure
     engine_options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    engine_options.setdefault("pool_pre_ping", True)
+    # No pre-ping round trip per request: a pooled connection the server closed is found without
+    # one (extensions.py); an operator may still turn SQLAlchemy's ping on here.
+    engine_options.setdefault("pool_pre_ping", False)
+    pool_set = {"pool_size", "max_overflow", "poolclass"} & set(engine_options)
+    if str(cfg["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql") and not pool_set:
+        # At most 15 connections a process, as SQLAlchemy's 5 + 10 overflow, but all of them
+        # kept: in a webhook storm the overflow ones were opened and closed around nearly every
+        # request (a new PostgreSQL backend each time).
+        engine_options.update(pool_size=15, max_overflow=0)
     # SQL errors must never carry the values (tokens, access codes) into a log or a page.
     engine_options["hide_parameters"] = True
     cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, TypeDecorator
+from sqlalchemy import DateTime, Dialect, Insert, Table, TypeDecorator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
@@ -48,20 +48,29 @@ def insert_if_absent(model: Any, values: Mapping[str, Any], *, unique_on: list[s
     dialect = db.session.get_bind().dialect.name
     table = model.__table__
     if dialect in ("postgresql", "sqlite"):
-        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = (
-            make(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=unique_on)
-            .returning(*table.primary_key.columns)  # rowcount is unreliable here on psycopg
-        )
-        return db.session.execute(stmt).first() is not None
+        # RETURNING the key: rowcount is unreliable here on psycopg
+        stmt = _insert_ignoring(table, tuple(unique_on), dialect, whole_row=False)
+        return db.session.execute(stmt, dict(values)).first() is not None
     try:  # other databases: a savepoint keeps the outer transaction usable
         with db.session.begin_nested():
             db.session.execute(table.insert().values(**values))
     except IntegrityError:
         return False
     return True
+
+
+@functools.cache
+def _insert_ignoring(
+    table: Table, unique_on: tuple[str, ...], dialect: str, *, whole_row: bool
+) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the key (or the whole row), built once per
+    table: the VALUES come from the parameters (launches and webhooks run these)."""
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    returned = table.columns if whole_row else table.primary_key.columns
+    stmt: Insert = (
+        make(table).on_conflict_do_nothing(index_elements=list(unique_on)).returning(*returned)
+    )
+    return stmt
 
 
 def insert_returning(model: Any, values: Mapping[str, Any], *, unique_on: list[str]) -> Any:
@@ -79,7 +88,7 @@ def insert_returning(model: Any, values: Mapping[str, Any], *, unique_on: list[s
         )
     table = model.__table__
     row = db.session.execute(
-        _insert_returning_statement(table, dialect, tuple(unique_on)), dict(values)
+        _insert_ignoring(table, tuple(unique_on), dialect, whole_row=True), dict(values)
     ).first()
     if row is None:
         return None
@@ -87,15 +96,6 @@ def insert_returning(model: Any, values: Mapping[str, Any], *, unique_on: list[s
     make_transient_to_detached(obj)  # every column is loaded: nothing is read back later
     db.session.add(obj)
     return obj
-
-
-@functools.lru_cache(maxsize=32)
-def _insert_returning_statement(table: Any, dialect: str, unique_on: tuple[str, ...]) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING *, built once per table (launches run it)."""
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        make(table).on_conflict_do_nothing(index_elements=list(unique_on)).returning(*table.columns)
-    )
 
 
 def _pk(model: Any, values: Mapping[str, Any]) -> Any:

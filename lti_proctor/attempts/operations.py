@@ -1,4 +1,4 @@
-"""Operations on attempts: start or resume one at launch; move its state on the service's events.
+"""Operations on attempts: start or resume one at launch; mark its moves and queue their jobs.
 
 Plain functions with explicit inputs (the clock, the launch's values); they flush, never commit,
 and every state change enqueues its outbox jobs in the same transaction. No Flask here. Starting
@@ -10,7 +10,6 @@ stays open during the call.
 from __future__ import annotations
 
 import functools
-import hashlib
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -22,17 +21,16 @@ from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.orm import load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
-from lti_proctor.attempts.models import Attempt, WebhookEvent
+from lti_proctor.attempts.models import Attempt
 from lti_proctor.attempts.states import OPEN, USED, AttemptStatus
 from lti_proctor.attempts.transitions import advance
-from lti_proctor.dbtypes import insert_if_absent, insert_returning
+from lti_proctor.dbtypes import insert_returning
 from lti_proctor.exam_settings import seal_code, unseal_code
 from lti_proctor.extensions import db
 from lti_proctor.identity import Exam, Learner
-from lti_proctor.jobs.outbox import enqueue
+from lti_proctor.jobs.outbox import NewJob, enqueue_now
 from lti_proctor.proctoring.errors import ProviderUnavailableError
-from lti_proctor.proctoring.types import Profile, ProviderEvent, SessionRequest, SessionResult
-from lti_proctor.proctoring.webhooks import event_key
+from lti_proctor.proctoring.types import Profile, SessionRequest, SessionResult
 
 DEFAULT_MAX_ATTEMPTS = 1
 _RACE_RETRIES = 3
@@ -320,12 +318,17 @@ def session_request(
     )
 
 
-def _enqueue_status(attempt: Attempt, state: AttemptStatus) -> None:
-    enqueue(
+def move_jobs(attempt_id: str, target: AttemptStatus) -> tuple[NewJob, ...]:
+    """What a move to target queues: the gradebook status, and after a finish the report fetch."""
+    status = NewJob(
         "ags.publish_status",
-        {"attempt_id": attempt.id, "state": state.value},
-        dedupe_key=f"ags:{attempt.id}:{state.value}",
+        {"attempt_id": attempt_id, "state": target.value},
+        dedupe_key=f"ags:{attempt_id}:{target.value}",
     )
+    if target == AttemptStatus.FINISHED:
+        report = {"attempt_id": attempt_id}
+        return status, NewJob("report.fetch", report, dedupe_key=f"report:{attempt_id}")
+    return (status,)
 
 
 def mark_started(attempt: Attempt, *, now: datetime, started_at: datetime | None = None) -> bool:
@@ -338,7 +341,7 @@ def mark_started(attempt: Attempt, *, now: datetime, started_at: datetime | None
         attempt, AttemptStatus.STARTED, now=now, values={"started_at": started_at or now}
     ):
         return False
-    _enqueue_status(attempt, AttemptStatus.STARTED)
+    enqueue_now(move_jobs(attempt.id, AttemptStatus.STARTED))
     return True
 
 
@@ -347,8 +350,7 @@ def mark_finished(attempt: Attempt, *, now: datetime, finished_at: datetime | No
     values = {"finished_at": finished_at or now}
     if not advance(attempt, AttemptStatus.FINISHED, now=now, values=values):
         return False
-    _enqueue_status(attempt, AttemptStatus.FINISHED)
-    enqueue("report.fetch", {"attempt_id": attempt.id}, dedupe_key=f"report:{attempt.id}")
+    enqueue_now(move_jobs(attempt.id, AttemptStatus.FINISHED))
     return True
 
 
@@ -359,7 +361,7 @@ def mark_reported(attempt: Attempt, *, now: datetime) -> bool:
     """
     if not advance(attempt, AttemptStatus.REPORTED, now=now, values={"reported_at": now}):
         return False
-    _enqueue_status(attempt, AttemptStatus.REPORTED)
+    enqueue_now(move_jobs(attempt.id, AttemptStatus.REPORTED))
     return True
 
 
@@ -368,77 +370,6 @@ def record_submitted(attempt: Attempt, *, now: datetime) -> None:
     if attempt.submitted_at is None:
         attempt.submitted_at = now
         db.session.flush()
-
-
-def apply_provider_event(attempt: Attempt, event: ProviderEvent, *, now: datetime) -> bool:
-    """Apply a start/finish webhook: keep the service's ids, move the state forward only.
-
-    Safe to repeat: a move already made changes nothing, so a re-delivered event is simply
-    applied again, and one whose effect is missing (lost to a crash, or recorded but never
-    applied) takes effect now.
-    """
-    attempt.service_attempt_id = event.service_attempt_id or attempt.service_attempt_id
-    attempt.report_url = event.report_url or attempt.report_url
-    if attempt.started_at is None and event.started_at is not None:
-        attempt.started_at = event.started_at  # a finish that overtook its start says when
-    if event.kind == "start":
-        changed = mark_started(attempt, now=now, started_at=event.started_at)
-    else:
-        changed = mark_finished(attempt, now=now, finished_at=event.finished_at)
-    db.session.flush()
-    return changed
-
-
-@dataclass(frozen=True)
-class EventOutcome:
-    """What a delivery did: stored as a new event (else a re-delivery), and moved the attempt."""
-
-    new: bool
-    moved: bool
-
-
-def receive_provider_event(
-    attempt: Attempt,
-    event: ProviderEvent,
-    *,
-    raw_body: bytes,
-    content_type: str | None,
-    now: datetime,
-) -> EventOutcome:
-    """Store a verified delivery (once per event identity) and apply it (always; idempotent).
-
-    Raises AttemptStateError when the event does not fit the attempt (an event for a failed
-    attempt); the stored event stays, so the caller may still commit it.
-    """
-    new = record_webhook_event(
-        attempt, event, raw_body=raw_body, content_type=content_type, now=now
-    )
-    return EventOutcome(new=new, moved=apply_provider_event(attempt, event, now=now))
-
-
-def record_webhook_event(
-    attempt: Attempt,
-    event: ProviderEvent,
-    *,
-    raw_body: bytes,
-    content_type: str | None,
-    now: datetime,
-) -> bool:
-    """Store a delivery as received; False when this event (attempt, kind, identity) is stored."""
-    return insert_if_absent(
-        WebhookEvent,
-        {
-            "attempt_id": attempt.id,
-            "kind": event.kind,
-            "event_key": event_key(event, raw_body),
-            "body_hash": hashlib.sha256(raw_body).hexdigest(),
-            # PostgreSQL text cannot hold NUL; the raw body is kept for people to read.
-            "raw_body": raw_body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
-            "content_type": (content_type or "")[:255] or None,
-            "received_at": now,
-        },
-        unique_on=["attempt_id", "kind", "event_key"],
-    )
 
 
 def attempt_summary(attempt: Attempt) -> Mapping[str, object]:

@@ -17,8 +17,9 @@ from typing import Literal, Protocol
 
 from sqlalchemy import and_, or_, select
 
+from lti_proctor.attempts.events import apply_provider_event
 from lti_proctor.attempts.models import Attempt, WebhookEvent
-from lti_proctor.attempts.operations import apply_provider_event, get_attempt, mark_finished
+from lti_proctor.attempts.operations import get_attempt, mark_finished
 from lti_proctor.attempts.reports import record_report
 from lti_proctor.attempts.states import AttemptStatus
 from lti_proctor.extensions import db

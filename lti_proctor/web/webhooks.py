@@ -3,7 +3,8 @@
 The body is read only after the secret matched (our attempt id rides in the query), and parsed
 once; its size is bounded app-wide (MAX_CONTENT_LENGTH, 413). Answers are short text or JSON,
 never HTML, and no outbound call happens here: what the events cause (gradebook, report) goes to
-the outbox in the same transaction as the move.
+the outbox in the same transaction as the move. The ack waits only for what makes the event
+durable (attempts/events.py): one read of the secret, then one write (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from lti_proctor.attempts import operations as attempts
-from lti_proctor.attempts.models import Attempt
+from lti_proctor.attempts import events
 from lti_proctor.attempts.states import AttemptStateError
 from lti_proctor.extensions import db
 from lti_proctor.proctoring.webhooks import (
@@ -50,8 +51,8 @@ def trustexam_event(event: str) -> ResponseReturnValue:
     if not (request.headers.get(SECRET_HEADER) or request.args.get(SECRET_QUERY)):
         return _text(401, Reason.WEBHOOK_UNAUTHORIZED)
     try:
-        attempt, body = _verified_attempt()
-        if attempt is None:
+        attempt_id, body = _verified_attempt()
+        if attempt_id is None:
             return _text(404, Reason.WEBHOOK_ATTEMPT_UNKNOWN)
         if body is None:
             body = read_body(_raw_body(), request.content_type)
@@ -59,7 +60,7 @@ def trustexam_event(event: str) -> ResponseReturnValue:
         return _text(401, Reason.WEBHOOK_UNAUTHORIZED)
     except WebhookBodyError:
         return _text(400, Reason.WEBHOOK_BAD_BODY)
-    return _apply(attempt, event, body)
+    return _apply(attempt_id, event, body)
 
 
 def _raw_body() -> bytes:
@@ -75,8 +76,9 @@ def _raw_body() -> bytes:
     return raw
 
 
-def _verified_attempt() -> tuple[Attempt | None, dict[str, Any] | None]:
-    """The attempt whose secret the delivery carries, and the body if it had to be read for it.
+def _verified_attempt() -> tuple[str | None, dict[str, Any] | None]:
+    """The id of the attempt whose secret the delivery carries (None: no such attempt), and the
+    body if it had to be read for it.
 
     Sessions created before our attempt id rode in the query name the attempt only in the body;
     for those the body (bounded by MAX_CONTENT_LENGTH) is read and parsed, once, before the check.
@@ -85,24 +87,28 @@ def _verified_attempt() -> tuple[Attempt | None, dict[str, Any] | None]:
     if not ref:
         body = read_body(_raw_body(), request.content_type)
         ref = find_attempt_ref(body)
-    attempt = attempts.get_attempt(ref) if ref and _REF.match(ref) else None
-    if attempt is not None:
-        verify_webhook(dict(request.headers), request.args, expected=attempt.webhook_secret)
-    return attempt, body
+    secret = events.find_webhook_secret(ref) if ref and _REF.match(ref) else None
+    if secret is None:
+        return None, body
+    verify_webhook(dict(request.headers), request.args, expected=secret)
+    return ref, body
 
 
-def _apply(attempt: Attempt, event: str, body: dict[str, Any]) -> ResponseReturnValue:
+def _apply(attempt_id: str, event: str, body: dict[str, Any]) -> ResponseReturnValue:
     try:
-        attempts.receive_provider_event(
-            attempt,
+        events.receive_provider_event(
+            attempt_id,
             read_event(event, body),
             raw_body=_raw_body(),
             content_type=request.content_type,
             now=utcnow(),
         )
     except AttemptStateError as exc:
-        log.warning("webhook %s for attempt %s: %s", event, attempt.id, exc)
+        log.warning("webhook %s for attempt %s: %s", event, attempt_id, exc)
         db.session.commit()  # the event stays on record
         return _text(409, Reason.ATTEMPT_STATE_CONFLICT)
+    except IntegrityError:  # its only foreign key: the attempt went (a registration removed)
+        db.session.rollback()  # since its secret was read; nothing of the delivery is kept
+        return _text(404, Reason.WEBHOOK_ATTEMPT_UNKNOWN)
     db.session.commit()
     return {"ok": True}, 200

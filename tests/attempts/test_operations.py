@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from lti_proctor.attempts import operations
+from lti_proctor.attempts import events, operations
 from lti_proctor.attempts.models import Attempt
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import OutboxJob
@@ -320,9 +320,7 @@ def test_finish_event_before_start_is_accepted(app):
     with app.app_context():
         attempt = make_attempt(make_platform(), get_profiles(app)["standard"])
         report = "https://app.proctor.example.test/report/884211"
-        assert operations.apply_provider_event(
-            attempt, _event("finish", report_url=report), now=NOW
-        )
+        assert events.apply_provider_event(attempt, _event("finish", report_url=report), now=NOW)
         assert (attempt.state, attempt.service_attempt_id) == ("finished", "884211")
         assert attempt.report_url == report
         assert [kind for kind, _ in _jobs()] == ["ags.publish_status", "report.fetch"]
@@ -332,7 +330,7 @@ def test_start_event_after_finish_changes_nothing(app):
     with app.app_context():
         attempt = make_attempt(make_platform(), get_profiles(app)["standard"], state="finished")
         jobs_before = _jobs()
-        assert operations.apply_provider_event(attempt, _event("start"), now=NOW) is False
+        assert events.apply_provider_event(attempt, _event("start"), now=NOW) is False
         assert attempt.state == "finished"
         assert _jobs() == jobs_before
 
@@ -366,10 +364,10 @@ def test_same_webhook_body_is_stored_once(app):
     with app.app_context():
         attempt = make_attempt(make_platform(), get_profiles(app)["standard"])
         args = _delivery(b'{"attempt_id": "x"}')
-        assert operations.record_webhook_event(attempt, now=NOW, **args) is True
-        assert operations.record_webhook_event(attempt, now=NOW, **args) is False
+        assert events.record_webhook_event(attempt.id, now=NOW, **args) is True
+        assert events.record_webhook_event(attempt.id, now=NOW, **args) is False
         args = _delivery(b'{"attempt_id": "x", "retry": 1}')
-        assert operations.record_webhook_event(attempt, now=NOW, **args) is True
+        assert events.record_webhook_event(attempt.id, now=NOW, **args) is True
 
 
 def _delivery(raw, content_type="application/json", kind="start"):

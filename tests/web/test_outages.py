@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import html
 import re
+import select
 import sqlite3
 
 import psycopg
@@ -10,6 +11,7 @@ import redis
 
 from lti_proctor.extensions import db
 from lti_proctor.web import exam_page
+from tests.constants import PG_URL
 from tests.factories_attempts import EXAM_URL, PROCTOR_CONFIG, fake_service
 from tests.launches import LaunchBuilder, follow_starting_page
 
@@ -103,3 +105,28 @@ def test_shared_store_down_at_login_is_a_503_page_with_a_retry(app, lms, app_con
     page = login.response.get_data(as_text=True)
     assert "tool.unavailable" in page
     assert hidden_fields(page)["iss"] == lms.fixture["login_initiation"]["iss"]
+
+
+def test_a_pooled_connection_the_database_closed_is_replaced_without_an_error(app, client):
+    """A database restart closes every pooled connection: the next request still gets its answer."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to close a connection")
+    engine.dispose()
+    assert client.get("/readyz").status_code == 200  # the pool now holds one connection
+    raw = engine.raw_connection()
+    with raw.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    fd = raw.driver_connection.fileno()
+    raw.close()  # back to the pool, where the server will close it
+    with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    # The server's goodbye reaches the pooled connection's socket (at most 10 s: a failed wait
+    # leaves the assertion below to fail).
+    select.select([fd], [], [], 10)
+
+    resp = client.get("/readyz")
+
+    assert resp.status_code == 200

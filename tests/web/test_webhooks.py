@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from sqlalchemy import select
 
+from lti_proctor.attempts import events
 from lti_proctor.attempts.models import Attempt, WebhookEvent
 from lti_proctor.extensions import db
 from lti_proctor.jobs.models import OutboxJob
+from lti_proctor.jobs.outbox import NOTIFY_CHANNEL
 from lti_proctor.proctoring.profiles import get_profiles
+from tests.constants import PG_URL
 from tests.factories import make_platform
 from tests.factories_attempts import deliver_webhook, make_attempt, webhook_body
 
@@ -353,3 +357,39 @@ def test_events_with_their_own_ids_are_told_apart_by_them(app, client):
     state, events, jobs = snapshot(app, attempt.id)
     assert (state, events) == ("started", ["start", "start"])
     assert len(jobs) == 1
+
+
+def test_a_finish_webhook_wakes_the_idle_workers(app, client):
+    """PostgreSQL: the webhook's jobs NOTIFY the workers' channel once the delivery commits."""
+    attempt = given_attempt(app, state="started")
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll")
+    with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as listener:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        assert deliver_webhook(client, attempt, "finish").status_code == 200
+        woken = list(listener.notifies(timeout=10, stop_after=1))
+    assert [n.channel for n in woken] == [NOTIFY_CHANNEL]
+
+
+def test_an_attempt_removed_between_the_check_and_the_write_is_404(app, client, monkeypatch):
+    """Removing a registration removes its attempts: a delivery caught in between is unknown."""
+    attempt = given_attempt(app, state="started")
+    real = events.find_webhook_secret
+
+    def secret_then_removed(attempt_id):
+        secret = real(attempt_id)
+        with app.app_context():  # another request removes the attempt meanwhile
+            db.session.execute(Attempt.__table__.delete().where(Attempt.id == attempt_id))
+            db.session.commit()
+        return secret
+
+    monkeypatch.setattr(events, "find_webhook_secret", secret_then_removed)
+    _, _, jobs_before = snapshot(app, attempt.id)
+    resp = deliver_webhook(client, attempt, "finish")
+    assert resp.status_code == 404
+    assert resp.get_data(as_text=True).strip() == "webhook.attempt_unknown"
+    with app.app_context():
+        assert db.session.scalars(select(WebhookEvent)).all() == []
+        jobs = db.session.execute(select(OutboxJob.kind, OutboxJob.payload)).all()
+        assert [(kind, payload) for kind, payload in jobs] == jobs_before
