@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, bindparam, select
+from sqlalchemy import JSON, ForeignKey, Integer, String, bindparam, inspect, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lti_proctor.dbtypes import UtcDateTime, insert_returning
@@ -202,8 +202,12 @@ def from_start_snapshot(values: Mapping[str, Any]) -> tuple[Exam, Learner] | Non
     return exam, learner
 
 
-def sync_exam_from_launch(ctx: LaunchFacts, *, now: datetime) -> Exam:
-    """Find or create the exam of a resource-link launch; refresh its titles and AGS endpoints."""
+def sync_exam_from_launch(ctx: LaunchFacts, *, now: datetime, copy_ok: bool = False) -> Exam:
+    """Find or create the exam of a resource-link launch; refresh its titles and AGS endpoints.
+
+    copy_ok: an exam the launch does not change may come back as a read-only copy, not in the
+    session (a student's launch only reads it; link_exam_settings still works on it).
+    """
     if not ctx.resource_link_id:
         raise ValueError("a resource link launch without resource_link.id has no exam")
     external_id = assignment_external_id(ctx.issuer, ctx.deployment_id, ctx.resource_link_id)
@@ -217,6 +221,7 @@ def sync_exam_from_launch(ctx: LaunchFacts, *, now: datetime) -> Exam:
         },
         _exam_fields(ctx),
         now=now,
+        copy_ok=copy_ok,
     )
     return exam
 
@@ -243,14 +248,20 @@ def _exam_fields(ctx: LaunchFacts) -> dict[str, Any]:
 
 def link_exam_settings(exam: Exam, settings_id: int, *, now: datetime) -> None:
     """Tie the placement to the exam settings kept in the tool (a no-op when already tied)."""
-    _update(exam, {"settings_id": settings_id}, now=now)
+    if exam.settings_id == settings_id:
+        return
+    row: Exam | None = exam if inspect(exam).persistent else db.session.get(Exam, exam.id)
+    if row is None:  # pragma: no cover - the copy was read in this transaction
+        raise LookupError(f"exam {exam.id} is gone")
+    _update(row, {"settings_id": settings_id}, now=now)
+    exam.settings_id = settings_id  # the launch's copy says the same
 
 
 def sync_learner_from_launch(ctx: LaunchFacts, *, now: datetime) -> Learner:
     """Find or create the launching user and store the name and email the platform shared now."""
     external_id = student_external_id(ctx.issuer, ctx.user_sub)
     # What the platform shares now wins: a privacy setting turned on later must clear old values.
-    learner: Learner = _sync_row(
+    learner: Learner = _sync_row(  # the launch only reads it: a copy when nothing changed
         Learner,
         {"platform_id": ctx.platform_id, "sub": ctx.user_sub, "external_id": external_id},
         {
@@ -260,6 +271,7 @@ def sync_learner_from_launch(ctx: LaunchFacts, *, now: datetime) -> Learner:
             "email": _cut(ctx.email, 320),
         },
         now=now,
+        copy_ok=True,
     )
     return learner
 
@@ -274,15 +286,42 @@ def _get_by_external_id(model: Any, external_id: str) -> Any:
     return db.session.scalar(_by_external_id(model), {"external_id": external_id})
 
 
+@functools.cache
+def _copy_by_external_id(model: Any) -> Any:
+    """The row by external_id as plain columns (no ORM loading), built once."""
+    table = model.__table__
+    return select(table).where(table.c.external_id == bindparam("external_id"))
+
+
+def _read_copy(model: Any, external_id: str) -> Any:
+    """A read-only copy of the row, not in the session (cheaper than loading it), or None."""
+    found = db.session.execute(_copy_by_external_id(model), {"external_id": external_id}).first()
+    if found is None:
+        return None
+    return model(**{column.key: found._mapping[column] for column in model.__table__.columns})
+
+
 def _sync_row(
-    model: Any, key: Mapping[str, Any], fields: Mapping[str, Any], *, now: datetime
+    model: Any,
+    key: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    *,
+    now: datetime,
+    copy_ok: bool = False,
 ) -> Any:
     """The row with key's external_id holding fields: read once, written only when it changes.
 
     A new row is inserted with its fields in one statement and comes back from it; when a
-    concurrent launch inserted it first, that row is read and updated like any other.
+    concurrent launch inserted it first, that row is read and updated like any other. With
+    copy_ok a row that already holds fields comes back as a read-only copy (_read_copy).
     """
-    row = _get_by_external_id(model, key["external_id"])
+    if copy_ok:
+        copy = _read_copy(model, key["external_id"])
+        if copy is not None and all(getattr(copy, k) == v for k, v in fields.items()):
+            return copy
+        row = None if copy is None else _get_by_external_id(model, key["external_id"])
+    else:
+        row = _get_by_external_id(model, key["external_id"])
     if row is None:
         values = {**key, **fields, "created_at": now, "updated_at": now}
         row = insert_returning(model, values, unique_on=["external_id"])

@@ -6,12 +6,14 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from lti_proctor.exam_settings import Owner, create_settings, parse_settings_form
 from lti_proctor.extensions import db
 from lti_proctor.identity import (
     Exam,
     Learner,
     assignment_external_id,
     group_external_id,
+    link_exam_settings,
     student_external_id,
     sync_exam_from_launch,
     sync_learner_from_launch,
@@ -130,3 +132,45 @@ def test_same_user_on_two_platforms_is_two_learners(app):
         two = sync_learner_from_launch(make_launch(canvas), now=NOW)
         assert one.id != two.id
         assert one.external_id != two.external_id
+
+
+def test_a_students_relaunch_reads_unchanged_rows_and_writes_what_changed(app):
+    with app.app_context():
+        platform = make_platform()
+        first = make_launch(platform)
+        exam = sync_exam_from_launch(first, now=NOW, copy_ok=True)
+        learner = sync_learner_from_launch(first, now=NOW)
+        db.session.commit()
+        later = NOW.replace(year=NOW.year + 1)
+
+        same_exam = sync_exam_from_launch(first, now=later, copy_ok=True)
+        same_learner = sync_learner_from_launch(first, now=later)
+        assert (same_exam.id, same_exam.title) == (exam.id, exam.title)
+        assert (same_learner.id, same_learner.name) == (learner.id, learner.name)
+        renamed = sync_learner_from_launch(make_launch(platform, user_name="Aigerim B."), now=later)
+        db.session.commit()
+
+        stored = db.session.get(Learner, learner.id)
+        assert renamed.id == learner.id and stored.name == "Aigerim B."
+        assert stored.updated_at == later  # written once, for the name
+        assert db.session.get(Exam, exam.id).updated_at == NOW  # an unchanged exam: no write
+
+
+def test_linking_settings_through_a_read_only_copy_stores_the_link(app):
+    with app.app_context():
+        platform = make_platform()
+        ctx = make_launch(platform)
+        sync_exam_from_launch(ctx, now=NOW)
+        owner = Owner(platform.id, ctx.deployment_id, ctx.context_id or "")
+        form = {"title": "Final", "exam_url": "", "access_code": "", "profile": "standard"}
+        settings = create_settings(
+            owner, parse_settings_form(form, profiles=("standard",)), created_by=None
+        )
+        db.session.commit()
+
+        copy = sync_exam_from_launch(ctx, now=NOW, copy_ok=True)
+        link_exam_settings(copy, settings.id, now=NOW)
+        db.session.commit()
+
+        assert copy.settings_id == settings.id
+        assert db.session.get(Exam, copy.id).settings_id == settings.id

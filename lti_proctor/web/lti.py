@@ -145,7 +145,7 @@ def _exam_launch(ctx: LaunchContext) -> ResponseReturnValue:
     /exam/start, so the student sees progress while the service answers, not a blank frame.
     """
     now = utcnow()
-    exam_row = sync_exam_from_launch(ctx, now=now)
+    exam_row = sync_exam_from_launch(ctx, now=now, copy_ok=True)  # read-only unless it changed
     try:
         plan = plan_student_launch(
             launch_owner(ctx),
