@@ -15,6 +15,7 @@ from lti_proctor.web import (
     instructor_settings,
     language,
     lti,
+    no_session,
     observability,
     register,
     webhooks,
@@ -25,6 +26,7 @@ from lti_proctor.web import (
 def register_blueprints(app: Flask) -> None:
     """Attach the error handlers and every blueprint of the tool to app."""
     observability.init_app(app)
+    no_session.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
     language.init_app(app)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from flask import session
 
 from lti_proctor.web.headers import frame_ancestors, origin_of
 from tests.factories_attempts import EXAM_URL, PROCTOR_CONFIG, fake_service
@@ -108,3 +109,13 @@ def test_return_url_cannot_inject_directives_into_the_exam_page(app, client, htt
     assert all(origin_of(o) == o for o in ancestors[1:])
     assert csp(resp)["frame-src"] == [origin_of(EXAM_URL)]
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+
+def test_no_request_keeps_a_cookie_session(app):
+    # LTI state rides in the shared store and signed tokens; a write to Flask's session (which
+    # would set a cookie the LMS frame may not send back) fails instead of working by accident
+    with app.test_request_context("/lti/launch", method="POST"):
+        app.preprocess_request()
+        with pytest.raises(RuntimeError, match="session is unavailable"):
+            session["state"] = "x"
