@@ -111,7 +111,6 @@ def test_return_url_cannot_inject_directives_into_the_exam_page(app, client, htt
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
-
 def test_no_request_keeps_a_cookie_session(app):
     # LTI state rides in the shared store and signed tokens; a write to Flask's session (which
     # would set a cookie the LMS frame may not send back) fails instead of working by accident
