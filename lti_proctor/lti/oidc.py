@@ -35,6 +35,15 @@ STORAGE_NONCE_KEY = "lti-proctor.nonce."
 # "_parent", or the name of a frame of the LMS page (Canvas: "post_message_forwarding").
 _STORAGE_TARGET = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _MAX_PARAM = 2048
+# The parameters of a third-party initiated login (LTI 1.3 core, 5.1.1), as a platform sends them.
+LOGIN_PARAMS = (
+    "iss",
+    "login_hint",
+    "target_link_uri",
+    "lti_message_hint",
+    "client_id",
+    "lti_deployment_id",
+)
 
 
 @dataclass(frozen=True)

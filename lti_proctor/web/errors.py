@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from lti_proctor.extensions import db
 from lti_proctor.i18n import N_
 from lti_proctor.lti.errors import LaunchError, RegisterError
+from lti_proctor.lti.oidc import LOGIN_PARAMS
 from lti_proctor.reasons import Reason
 from lti_proctor.web.language import gettext as _
 from lti_proctor.web.observability import note_reason
@@ -42,14 +43,7 @@ OUTAGES = (
 )
 # Routes whose POST may simply be sent again once storage is back (the Try again button).
 _REPOSTABLE = {
-    "/lti/login": (
-        "iss",
-        "login_hint",
-        "target_link_uri",
-        "lti_message_hint",
-        "client_id",
-        "lti_deployment_id",
-    ),
+    "/lti/login": LOGIN_PARAMS,
     "/lti/launch": ("id_token", "state"),
     "/exam/retry": ("token",),
 }

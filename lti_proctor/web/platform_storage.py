@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from lti_proctor.lti.launch import StorageCheckRequired
 from lti_proctor.lti.oidc import (
+    LOGIN_PARAMS,
     STORAGE_NONCE_KEY,
     STORAGE_STATE_KEY,
     LaunchSettings,
@@ -26,15 +27,7 @@ from lti_proctor.lti.oidc import (
 from lti_proctor.web.headers import page_csp
 
 # Login parameters a new window repeats (lti_storage_target is left out: cookies work there).
-_NEW_WINDOW_PARAMS = (
-    "iss",
-    "login_hint",
-    "target_link_uri",
-    "lti_message_hint",
-    "client_id",
-    "lti_deployment_id",
-    "deployment_id",
-)
+_NEW_WINDOW_PARAMS = (*LOGIN_PARAMS, "deployment_id")
 
 
 def login_response(
