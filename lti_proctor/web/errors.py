@@ -45,6 +45,7 @@ OUTAGES = (
 _REPOSTABLE = {
     "/lti/login": LOGIN_PARAMS,
     "/lti/launch": ("id_token", "state"),
+    "/exam/start": ("token",),
     "/exam/retry": ("token",),
 }
 # Plain HTTP failures in the reader's language (werkzeug's names and descriptions are English):

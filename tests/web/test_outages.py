@@ -13,7 +13,7 @@ from lti_proctor.extensions import db
 from lti_proctor.web import exam_page
 from tests.constants import PG_URL
 from tests.factories_attempts import EXAM_URL, PROCTOR_CONFIG, fake_service
-from tests.launches import LaunchBuilder, follow_starting_page
+from tests.launches import LaunchBuilder, follow_starting_page, start_token
 
 
 @pytest.fixture
@@ -105,6 +105,31 @@ def test_shared_store_down_at_login_is_a_503_page_with_a_retry(app, lms, app_con
     page = login.response.get_data(as_text=True)
     assert "tool.unavailable" in page
     assert hidden_fields(page)["iss"] == lms.fixture["login_initiation"]["iss"]
+
+
+def test_shared_store_down_at_the_start_is_a_503_page_whose_retry_starts_the_exam(
+    app, client, lms, http, app_config
+):
+    if "REDIS_URL" not in app_config:
+        pytest.skip("the SQLite run keeps the shared store in the database")
+    fake_service(http)
+    starting = lms.launch(overrides={"custom": {"exam_url": EXAM_URL}}, follow_start=False)
+    store = app.extensions["lti_proctor_store"]
+    working, store._r = store._r, redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+
+    resp = follow_starting_page(client, starting)
+
+    assert resp.status_code == 503
+    page = resp.get_data(as_text=True)
+    assert "tool.unavailable" in page and "Try again" in page
+    assert 'action="/exam/start"' in page
+    form = hidden_fields(page)
+    assert form == {"token": start_token(starting)}
+
+    store._r = working
+    retried = client.post("/exam/start", data=form)
+    assert retried.status_code == 200
+    assert "question-wrapper" in retried.get_data(as_text=True)
 
 
 def test_a_pooled_connection_the_database_closed_is_replaced_without_an_error(app, client):
